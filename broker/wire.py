@@ -1,0 +1,301 @@
+"""The wire contract: MQTT topics and the versioned message schema.
+
+Edge agents and the dashboard both import this module; nothing else decides what a topic
+looks like or which fields a message may carry. Every JSON message is validated where it
+is produced (`encode`) and where it is consumed (`decode`). A field that is not on the
+allow-list of its message type is an error, so nothing unplanned can cross the wire.
+
+Topic layout (``<prefix>`` defaults to ``onlooker/v1``)::
+
+    <prefix>/agents/<agent>/available            retained  "online" | "offline" (last will)
+    <prefix>/agents/<agent>/heartbeat                      JSON  type "heartbeat"
+    <prefix>/agents/<agent>/visits/<visit>/visit           JSON  type "visit"
+    <prefix>/agents/<agent>/visits/<visit>/face            JSON  type "face"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+DEFAULT_PREFIX = "onlooker/v1"
+MAX_PAYLOAD_BYTES = 2048
+"""No message on the wire is larger than this; producers refuse, consumers drop."""
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+VISIT_ID = re.compile(r"^[a-z0-9]{8,32}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+EXPRESSIONS = ("neutral", "joy", "surprise", "anger", "sadness", "fear", "disgust", "contempt")
+CONSENT_KINDS = ("viewer", "recorded-source")
+VISIT_EVENTS = ("start", "end")
+SOURCE_KINDS = ("camera", "video", "images")
+
+
+class WireError(ValueError):
+    """A topic or message that does not follow the contract; `reason` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --- topics -----------------------------------------------------------------------------
+
+
+def check_agent_id(agent: str) -> str:
+    """Return `agent` if it is a valid agent id, else raise `WireError`."""
+    if not isinstance(agent, str) or not AGENT_ID.match(agent):
+        raise WireError("bad_agent_id", f"agent id {agent!r} must match {AGENT_ID.pattern}")
+    return agent
+
+
+def check_visit_id(visit: str) -> str:
+    """Return `visit` if it is a valid visit pseudonym, else raise `WireError`."""
+    if not isinstance(visit, str) or not VISIT_ID.match(visit):
+        raise WireError("bad_visit_id", f"visit id {visit!r} must match {VISIT_ID.pattern}")
+    return visit
+
+
+def check_prefix(prefix: str) -> str:
+    """Return `prefix` if it is a usable topic prefix (no wildcards, no empty levels)."""
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise WireError("bad_prefix", f"topic prefix {prefix!r} must be plain levels like a/b")
+    return prefix
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds and parses the topics of one deployment (one prefix)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+
+    @property
+    def subscription(self) -> str:
+        """The filter a consumer subscribes to in order to see everything."""
+        return f"{self.prefix}/#"
+
+    def available(self, agent: str) -> str:
+        return f"{self.prefix}/agents/{check_agent_id(agent)}/available"
+
+    def heartbeat(self, agent: str) -> str:
+        return f"{self.prefix}/agents/{check_agent_id(agent)}/heartbeat"
+
+    def visit(self, agent: str, visit: str, kind: str) -> str:
+        """Topic of a visit-scoped message of type `kind` (``visit`` or ``face``)."""
+        if kind not in VISIT_TYPES:
+            raise WireError("unknown_type", f"{kind!r} is not a visit message type")
+        return f"{self.prefix}/agents/{check_agent_id(agent)}/visits/{check_visit_id(visit)}/{kind}"
+
+    def for_message(self, message: dict[str, Any]) -> str:
+        """The topic a validated message is published on."""
+        kind = message["type"]
+        if kind == "heartbeat":
+            return self.heartbeat(message["agent"])
+        return self.visit(message["agent"], message["visit"], kind)
+
+    def parse(self, topic: str) -> TopicInfo:
+        """Split a topic into (kind, agent, visit); raise `WireError` if it is not ours."""
+        if not topic.startswith(self.prefix + "/"):
+            raise WireError("foreign_topic", topic)
+        parts = topic[len(self.prefix) + 1 :].split("/")
+        if len(parts) == 3 and parts[0] == "agents" and parts[2] in ("available", "heartbeat"):
+            return TopicInfo(parts[2], check_agent_id(parts[1]), None)
+        if len(parts) == 5 and parts[0] == "agents" and parts[2] == "visits":
+            if parts[4] not in VISIT_TYPES:
+                raise WireError("unknown_type", topic)
+            return TopicInfo(parts[4], check_agent_id(parts[1]), check_visit_id(parts[3]))
+        raise WireError("unknown_topic", topic)
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    kind: str
+    agent: str
+    visit: str | None
+
+
+# --- fields -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Num:
+    """A finite number in [lo, hi], rounded to `digits` decimals when produced."""
+
+    lo: float
+    hi: float
+    digits: int = 2
+    integer: bool = False
+
+    def coerce(self, name: str, value: Any) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WireError("wrong_type", f"{name} must be a number, not {type(value).__name__}")
+        if not math.isfinite(value):
+            raise WireError("out_of_range", f"{name} is not finite")
+        if self.integer:
+            if isinstance(value, float) and not value.is_integer():
+                raise WireError("wrong_type", f"{name} must be an integer")
+            value = int(value)
+        if not self.lo <= value <= self.hi:
+            raise WireError("out_of_range", f"{name}={value} outside [{self.lo}, {self.hi}]")
+        return value if self.integer else round(float(value), self.digits)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A short string, optionally from a fixed vocabulary."""
+
+    max_len: int = 64
+    choices: tuple[str, ...] | None = None
+
+    def coerce(self, name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise WireError("wrong_type", f"{name} must be a string")
+        if self.choices is not None and value not in self.choices:
+            raise WireError("out_of_range", f"{name}={value!r} not one of {self.choices}")
+        if len(value) > self.max_len or any(ord(c) < 32 for c in value):
+            raise WireError("out_of_range", f"{name} too long or has control characters")
+        return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    def coerce(self, name: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise WireError("wrong_type", f"{name} must be true or false")
+        return value
+
+
+@dataclass(frozen=True)
+class Optional_:
+    """A field that may be JSON null (for example head pose while no face is seen)."""
+
+    inner: Num | Text | Flag
+
+    def coerce(self, name: str, value: Any) -> Any:
+        return None if value is None else self.inner.coerce(name, value)
+
+
+_ANGLE = Optional_(Num(-180.0, 180.0, digits=1))
+
+# Fields every JSON message carries. `ts` is Unix time rounded to 0.1 s; `seq` counts the
+# messages of one agent process, so a consumer can see duplicates and gaps.
+COMMON = {
+    "v": Num(SCHEMA_VERSION, SCHEMA_VERSION, integer=True),
+    "type": Text(16),
+    "agent": Text(32),
+    "seq": Num(0, 2**53, integer=True),
+    "ts": Num(0, 1e11, digits=1),
+}
+
+# The allow-list: per message type, the only fields it may carry beyond COMMON.
+# Add a field here (and to docs/protocol.md) before any producer may send it.
+FIELDS: dict[str, dict[str, Num | Text | Flag | Optional_]] = {
+    "heartbeat": {
+        "fps": Num(0, 1000, digits=1),
+        "latency_ms": Num(0, 60_000, digits=1),
+        "model": Text(48),
+        "model_version": Text(32),
+        "source": Text(16, SOURCE_KINDS),
+        "uptime_s": Num(0, 1e9, digits=0),
+        "watching": Flag(),
+    },
+    "visit": {
+        "visit": Text(32),
+        "event": Text(8, VISIT_EVENTS),
+        "consent": Text(16, CONSENT_KINDS),
+    },
+    "face": {
+        "visit": Text(32),
+        "present": Flag(),
+        "faces": Num(0, 32, integer=True),
+        "expression": Optional_(Text(16, EXPRESSIONS)),
+        "expression_score": Optional_(Num(0.0, 1.0)),
+        "yaw": _ANGLE,
+        "pitch": _ANGLE,
+        "roll": _ANGLE,
+    },
+}
+VISIT_TYPES = ("visit", "face")
+
+
+def _validate(message: Any) -> dict[str, Any]:
+    if not isinstance(message, dict):
+        raise WireError("not_object", "a message is a JSON object")
+    kind = message.get("type")
+    if kind not in FIELDS:
+        raise WireError("unknown_type", f"type {kind!r}; known: {sorted(FIELDS)}")
+    if message.get("v") != SCHEMA_VERSION:
+        raise WireError("unknown_version", f"schema version {message.get('v')!r}")
+    spec = {**COMMON, **FIELDS[kind]}
+    extra = sorted(set(message) - set(spec))
+    if extra:
+        raise WireError("extra_field", f"{kind} may not carry {extra}")
+    missing = sorted(set(spec) - set(message))
+    if missing:
+        raise WireError("missing_field", f"{kind} lacks {missing}")
+    clean = {name: spec[name].coerce(name, message[name]) for name in spec}
+    check_agent_id(clean["agent"])
+    if "visit" in clean:
+        check_visit_id(clean["visit"])
+    return clean
+
+
+def message(kind: str, **fields: Any) -> dict[str, Any]:
+    """Build a validated, rounded message of type `kind` (raises `WireError`)."""
+    return _validate({"v": SCHEMA_VERSION, "type": kind, **fields})
+
+
+def encode(message_: dict[str, Any]) -> bytes:
+    """Validate, round and serialise a message; refuse anything off the allow-list."""
+    clean = _validate(message_)
+    data = json.dumps(clean, separators=(",", ":"), allow_nan=False).encode()
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise WireError("too_large", f"{len(data)} bytes > {MAX_PAYLOAD_BYTES}")
+    return data
+
+
+def decode(topic_info: TopicInfo, payload: bytes) -> dict[str, Any]:
+    """Parse and validate a JSON payload received on a topic described by `topic_info`."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        raw = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError("malformed_json", str(exc)) from None
+    clean = _validate(raw)
+    if clean["type"] != topic_info.kind or clean["agent"] != topic_info.agent:
+        raise WireError("topic_mismatch", "type or agent differs from the topic")
+    if topic_info.visit is not None and clean.get("visit") != topic_info.visit:
+        raise WireError("topic_mismatch", "visit differs from the topic")
+    return clean
+
+
+def decode_availability(payload: bytes) -> str:
+    """Return ``online`` or ``offline``; anything else is a `WireError`."""
+    text = payload.decode("utf-8", errors="replace")
+    if text not in (ONLINE, OFFLINE):
+        raise WireError("bad_availability", repr(text[:32]))
+    return text
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """Split ``mqtt://host:port`` (port defaults to 1883) into host and port."""
+    match = re.fullmatch(r"mqtt://([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?/?", url)
+    if not match:
+        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port")
+    port = int(match.group(2) or 1883)
+    if not 0 < port < 65536:
+        raise ValueError(f"broker port {port} is out of range")
+    return match.group(1).strip("[]"), port
