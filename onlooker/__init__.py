@@ -1,0 +1,1 @@
+"""Onlooker: the command that wires the edge agent, the wire and the dashboard together."""

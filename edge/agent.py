@@ -1,0 +1,225 @@
+"""The edge agent: frames in, consented coarse signals out over MQTT."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+from broker import wire
+
+from .face import FaceAnalyzer
+from .publisher import SignalPublisher
+from .signals import FaceSignals, face_signals
+from .sources import FrameSource
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentConfig:
+    """Settings of one edge agent; every field has a default."""
+
+    agent_id: str = field(default="kiosk-1", metadata={"help": "name of this screen on the wire"})
+    broker_url: str = field(default="mqtt://127.0.0.1:1883", metadata={"help": "MQTT broker"})
+    topic_prefix: str = field(default=wire.DEFAULT_PREFIX, metadata={"help": "topic prefix"})
+    consent: str = field(
+        default="viewer",
+        metadata={
+            "help": "viewer: the person consents on the viewer page; recorded-source: a "
+            "recorded video stands in for a person who agreed to be filmed"
+        },
+    )
+    max_rate_hz: float = field(default=5.0, metadata={"help": "face messages per second, max"})
+    heartbeat_s: float = field(default=2.0, metadata={"help": "seconds between heartbeats"})
+    leave_after_s: float = field(
+        default=3.0, metadata={"help": "a visit ends after the face is gone this long"}
+    )
+    duration_s: float | None = field(default=None, metadata={"help": "stop after this long"})
+
+    def __post_init__(self) -> None:
+        wire.check_agent_id(self.agent_id)
+        wire.check_prefix(self.topic_prefix)
+        wire.parse_broker_url(self.broker_url)
+        if self.consent not in wire.CONSENT_KINDS:
+            raise ValueError(f"consent must be one of {wire.CONSENT_KINDS}, not {self.consent!r}")
+        if not 0 < self.max_rate_hz <= 5.0:
+            raise ValueError("max_rate_hz must be in (0, 5]: signals are published at ≤ 5 Hz")
+        if self.heartbeat_s <= 0 or self.leave_after_s < 0:
+            raise ValueError("heartbeat_s must be > 0 and leave_after_s ≥ 0")
+
+
+@dataclass
+class Visit:
+    """One person's consented stay in front of the screen, under a fresh random pseudonym."""
+
+    id: str
+    consent: str
+    last_seen_ms: int
+    last_sent: float = 0.0
+
+
+def new_pseudonym() -> str:
+    """A fresh random visit id: nothing about the face goes into it."""
+    return secrets.token_hex(8)
+
+
+class Agent:
+    """Runs the loop source → face analyzer → signals → consent gate → publisher."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        source: FrameSource,
+        analyzer: FaceAnalyzer,
+        publisher: SignalPublisher | None = None,
+    ):
+        self.config = config
+        self.source = source
+        self.analyzer = analyzer
+        self.publisher = publisher or SignalPublisher(
+            config.broker_url, config.agent_id, config.topic_prefix
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consented = config.consent == "recorded-source"
+        self.visit: Visit | None = None
+        self.visits_started = 0
+        self.frames = 0
+        self.fps = 0.0
+        self.latency_ms = 0.0
+        self.last_signals = FaceSignals(present=False, faces=0)
+        self._started = time.monotonic()
+
+    # --- consent, driven by the viewer page -----------------------------------------------
+
+    @property
+    def consented(self) -> bool:
+        return self._consented
+
+    def give_consent(self) -> None:
+        """The viewer agreed: a visit starts as soon as a face is present."""
+        with self._lock:
+            self._consented = True
+
+    def withdraw_consent(self) -> None:
+        """The viewer said stop: end the visit now and publish nothing more about them."""
+        with self._lock:
+            self._consented = False
+            self._end_visit_locked()
+
+    def status(self) -> dict:
+        """What the viewer page shows: consent, whether the screen is watching, presence."""
+        with self._lock:
+            return {
+                "agent": self.config.agent_id,
+                "consent_kind": self.config.consent,
+                "consented": self._consented,
+                "watching": self.visit is not None,
+                "visit": self.visit.id if self.visit else None,
+                "face_present": self.last_signals.present,
+                "fps": round(self.fps, 1),
+            }
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process frames until the source ends, the duration passes or `stop()` is called."""
+        self.publisher.start(wait_s=5.0)
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        heartbeat.start()
+        deadline = (
+            time.monotonic() + self.config.duration_s if self.config.duration_s else float("inf")
+        )
+        window_start, window_frames = time.monotonic(), 0
+        try:
+            for frame in self.source.frames():
+                if self._stop.is_set() or time.monotonic() >= deadline:
+                    break
+                faces = self.analyzer.analyze(frame.image, frame.t_ms, still=self.source.still)
+                signals = face_signals(faces)
+                del faces  # observations stay in this process and die here
+                now = time.monotonic()
+                self.latency_ms = (now - frame.captured) * 1000.0
+                self.frames += 1
+                window_frames += 1
+                if now - window_start >= 1.0:
+                    self.fps = window_frames / (now - window_start)
+                    window_start, window_frames = now, 0
+                self._on_signals(signals, frame.t_ms, now)
+        finally:
+            self._stop.set()
+            with self._lock:
+                self._end_visit_locked()
+            heartbeat.join(timeout=self.config.heartbeat_s + 1)
+            self.publisher.stop()
+
+    def _on_signals(self, signals: FaceSignals, t_ms: int, now: float) -> None:
+        with self._lock:
+            self.last_signals = signals
+            visit = self.visit
+            if visit is None:
+                if not (self._consented and signals.present):
+                    return
+                visit = self._start_visit_locked(t_ms)
+            if signals.present:
+                visit.last_seen_ms = t_ms
+            elif t_ms - visit.last_seen_ms > self.config.leave_after_s * 1000:
+                self._end_visit_locked()
+                return
+            if now - visit.last_sent < 1.0 / self.config.max_rate_hz:
+                return
+            visit.last_sent = now
+            pose = signals.pose
+            self.publisher.publish(
+                "face",
+                visit=visit.id,
+                present=signals.present,
+                faces=signals.faces,
+                expression=signals.expression,
+                expression_score=signals.expression_score,
+                yaw=pose.yaw if pose else None,
+                pitch=pose.pitch if pose else None,
+                roll=pose.roll if pose else None,
+            )
+
+    def _start_visit_locked(self, t_ms: int) -> Visit:
+        self.visit = Visit(new_pseudonym(), self.config.consent, last_seen_ms=t_ms)
+        self.visits_started += 1
+        logger.info("visit %s started (%s consent)", self.visit.id, self.config.consent)
+        self.publisher.publish(
+            "visit", visit=self.visit.id, event="start", consent=self.config.consent
+        )
+        return self.visit
+
+    def _end_visit_locked(self) -> None:
+        visit, self.visit = self.visit, None
+        if visit is None:
+            return
+        logger.info("visit %s ended", visit.id)
+        self.publisher.publish("visit", visit=visit.id, event="end", consent=visit.consent)
+        if self.config.consent == "viewer":
+            self._consented = False  # the next person in front of the screen must agree anew
+
+    def _heartbeat_loop(self) -> None:
+        while True:
+            with self._lock:
+                watching = self.visit is not None
+            self.publisher.publish(
+                "heartbeat",
+                qos=0,
+                fps=min(self.fps, 1000.0),
+                latency_ms=min(self.latency_ms, 60_000.0),
+                model=self.analyzer.name,
+                model_version=self.analyzer.version,
+                source=self.source.kind,
+                uptime_s=time.monotonic() - self._started,
+                watching=watching,
+            )
+            if self._stop.wait(self.config.heartbeat_s):
+                return

@@ -1,0 +1,93 @@
+"""The agent's side of MQTT: availability, last will, and validated messages only."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from broker import wire
+
+logger = logging.getLogger(__name__)
+
+
+class SignalPublisher:
+    """Publishes wire messages for one agent; reconnects with back-off when the broker goes."""
+
+    def __init__(self, broker_url: str, agent: str, prefix: str = wire.DEFAULT_PREFIX):
+        self.host, self.port = wire.parse_broker_url(broker_url)
+        self.agent = wire.check_agent_id(agent)
+        self.topics = wire.Topics(prefix)
+        self._seq = itertools.count()
+        self._connected = threading.Event()
+        self.sent = 0
+        self.refused = 0  # messages the wire contract refused before they reached the client
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"onlooker-agent-{agent}",
+            clean_session=True,
+        )
+        # The will must be set before connecting: the broker announces `offline` for us
+        # when the connection drops without a DISCONNECT (crash, kill -9, cable pulled).
+        self.client.will_set(self.topics.available(agent), wire.OFFLINE, qos=1, retain=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, wait_s: float = 0.0) -> None:
+        """Connect in the background; optionally wait up to `wait_s` for the first CONNACK."""
+        self.client.connect_async(self.host, self.port, keepalive=10)
+        self.client.loop_start()
+        if wait_s and not self._connected.wait(wait_s):
+            logger.warning(
+                "broker %s:%s not reachable yet; retrying in the background", self.host, self.port
+            )
+
+    def stop(self) -> None:
+        """Announce `offline` (retained) and disconnect cleanly."""
+        if self.connected:
+            info = self.client.publish(
+                self.topics.available(self.agent), wire.OFFLINE, qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            logger.error("broker refused the connection: %s", reason_code)
+            return
+        logger.info("connected to broker %s:%s", self.host, self.port)
+        self._connected.set()
+        client.publish(self.topics.available(self.agent), wire.ONLINE, qos=1, retain=True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        if reason_code != 0:
+            logger.warning("lost the broker (%s); reconnecting with back-off", reason_code)
+
+    def publish(self, kind: str, qos: int = 1, **fields: Any) -> bool:
+        """Validate and publish one message; refused fields never reach the MQTT client."""
+        try:
+            message = wire.message(
+                kind, agent=self.agent, seq=next(self._seq), ts=time.time(), **fields
+            )
+            payload = wire.encode(message)
+        except wire.WireError as exc:
+            self.refused += 1
+            logger.error("refused to publish %s: %s", kind, exc)
+            return False
+        self.client.publish(self.topics.for_message(message), payload, qos=qos)
+        self.sent += 1
+        return True

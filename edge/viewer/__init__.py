@@ -1,0 +1,71 @@
+"""The viewer's own page, served by the agent on loopback: consent and what is watched."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.serving import make_server
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+
+logger = logging.getLogger(__name__)
+
+CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+def create_viewer_app(agent: Agent) -> Flask:
+    """The consent page and its small JSON API, bound to one running agent."""
+    app = Flask(__name__)
+
+    @app.after_request
+    def _headers(response):
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/")
+    def index():
+        return render_template("viewer.html", status=agent.status())
+
+    @app.get("/api/status")
+    def status():
+        return jsonify(agent.status())
+
+    @app.post("/api/consent")
+    def consent():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("consent"), bool):
+            return jsonify(error='send {"consent": true} or {"consent": false}'), 400
+        if body["consent"]:
+            agent.give_consent()
+        else:
+            agent.withdraw_consent()
+        return jsonify(agent.status())
+
+    return app
+
+
+class ViewerServer:
+    """Serves the viewer page on a background thread (loopback by default)."""
+
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 8001):
+        self._server = make_server(host, port, app, threaded=True)
+        self.host, self.port = host, self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> ViewerServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

