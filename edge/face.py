@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,29 @@ class ModelError(RuntimeError):
     """The face model cannot be loaded; the message says what to do."""
 
 
+@contextmanager
+def _native_stderr_captured() -> Iterator[None]:
+    """Hold back what MediaPipe's C++ core prints while a graph starts; show it on failure."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreter): nothing to hold
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class MediaPipeFaceLandmarker(FaceAnalyzer):
     """MediaPipe Face Landmarker: 478 landmarks, 52 blendshapes and head pose per face."""
 
@@ -60,13 +88,14 @@ class MediaPipeFaceLandmarker(FaceAnalyzer):
             output_facial_transformation_matrixes=True,
         )
         try:
-            self._video = vision.FaceLandmarker.create_from_options(
-                vision.FaceLandmarkerOptions(
-                    base_options=BaseOptions(model_asset_path=str(model_path)),
-                    running_mode=vision.RunningMode.VIDEO,
-                    **common,
+            with _native_stderr_captured():
+                self._video = vision.FaceLandmarker.create_from_options(
+                    vision.FaceLandmarkerOptions(
+                        base_options=BaseOptions(model_asset_path=str(model_path)),
+                        running_mode=vision.RunningMode.VIDEO,
+                        **common,
+                    )
                 )
-            )
         except (RuntimeError, ValueError) as exc:
             raise ModelError(
                 f"face model {model_path} could not be loaded ({exc}); delete it and run "
@@ -82,13 +111,14 @@ class MediaPipeFaceLandmarker(FaceAnalyzer):
             from mediapipe.tasks.python import BaseOptions
 
             vision = self._vision
-            self._image = vision.FaceLandmarker.create_from_options(
-                vision.FaceLandmarkerOptions(
-                    base_options=BaseOptions(model_asset_path=str(self._model_path)),
-                    running_mode=vision.RunningMode.IMAGE,
-                    **self._common,
+            with _native_stderr_captured():
+                self._image = vision.FaceLandmarker.create_from_options(
+                    vision.FaceLandmarkerOptions(
+                        base_options=BaseOptions(model_asset_path=str(self._model_path)),
+                        running_mode=vision.RunningMode.IMAGE,
+                        **self._common,
+                    )
                 )
-            )
         return self._image
 
     def analyze(self, image: np.ndarray, t_ms: int, still: bool = False) -> list[FaceObservation]:
