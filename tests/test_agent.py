@@ -169,3 +169,38 @@ def test_agent_config_refuses_nonsense():
         AgentConfig(max_rate_hz=30)
     with pytest.raises(ValueError, match="consent"):
         AgentConfig(consent="assumed")
+
+
+def test_agent_reconnects_when_the_broker_comes_back(wiretap_factory):
+    from broker.embedded import EmbeddedBroker, find_mosquitto
+    from conftest import require
+
+    require(find_mosquitto() is not None, "mosquitto is not installed")
+    first = EmbeddedBroker(prefer="mosquitto").start()
+    port = first.port
+    agent, thread = run_agent(first.url, ScriptedSource(100_000), ScriptedAnalyzer(lambda i: 0))
+    try:
+        assert agent.publisher._connected.wait(10)
+        first.stop()
+        assert wait(lambda: not agent.publisher.connected, 5)
+        second = EmbeddedBroker(port=port, prefer="mosquitto").start()
+        try:
+            tap = wiretap_factory(second.url)
+            # paho backs off 1 s, 2 s, …: the agent is back within a few seconds.
+            assert tap.wait_for(lambda: len(tap.of_type("heartbeat")) >= 1, 15), tap.dump()
+            online = (tap.topics.available("kiosk-1"), b"online")
+            assert online in [(t, p) for t, p, _ in tap.snapshot()]
+        finally:
+            agent.stop()
+            thread.join(30)
+            second.stop()
+    finally:
+        agent.stop()
+        first.stop()
+
+
+def wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.05)
+    return predicate()

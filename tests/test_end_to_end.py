@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import get_json, require
 
+from conftest import get_json, require
 from dashboard import create_app
 from dashboard.server import DashboardServer
 
