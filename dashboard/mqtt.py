@@ -1,0 +1,172 @@
+"""The MQTT subscriber: validated wire messages in, `DashboardState` updates out."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from flask import Flask, current_app
+from paho.mqtt.enums import CallbackAPIVersion
+
+from broker import wire
+from dashboard.state import DashboardState
+
+logger = logging.getLogger(__name__)
+
+EXTENSION = "onlooker_mqtt"
+KEEPALIVE_S = 30
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+
+
+class MqttSubscriber:
+    """Subscribes to every Onlooker topic under a prefix and feeds a `DashboardState`."""
+
+    def __init__(self, app: Flask | None = None):
+        self.state: DashboardState | None = None
+        self.broker_url = ""
+        self.topics = wire.Topics()
+        self.client_id = ""
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read the app's config, register as ``app.extensions["onlooker_mqtt"]``, maybe start."""
+        self.state = app.extensions["onlooker_state"]
+        self.broker_url = app.config["BROKER_URL"]
+        wire.parse_broker_url(self.broker_url)  # a bad URL is a config error: fail at startup
+        self.topics = wire.Topics(app.config["TOPIC_PREFIX"])
+        self.client_id = app.config.get("MQTT_CLIENT_ID") or (
+            f"onlooker-dashboard-{secrets.token_hex(4)}"
+        )
+        app.extensions[EXTENSION] = self
+        if app.config.get("MQTT_AUTOSTART", True):
+            self.start()
+
+    @property
+    def connected(self) -> bool:
+        """True only between a successful CONNACK and the next disconnect."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (and subscribed) or `timeout` s pass; return `connected`."""
+        return self._connected.wait(timeout)
+
+    def start(self) -> MqttSubscriber:
+        """Connect in the background (retrying with back-off) and run the network thread."""
+        with self._lock:
+            if self._client is not None:
+                return self
+            host, port = wire.parse_broker_url(self.broker_url)
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True
+            )
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_subscribe = self._on_subscribe
+            client.on_message = self._on_message
+            client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
+            # connect_async: a broker that is not up yet is retried by the loop, not fatal here.
+            client.connect_async(host, port, keepalive=KEEPALIVE_S)
+            client.loop_start()
+            self._client = client
+            logger.info("dashboard subscribing to %s at %s", self.topics.subscription, host)
+            return self
+
+    def stop(self) -> None:
+        """Disconnect and stop the network thread; safe to call more than once."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is None:
+            return
+        self._connected.clear()  # first, so the disconnect callback does not warn about it
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+
+    # --- callbacks: never raise from here, an exception kills paho's network thread ---------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        try:
+            if reason_code.is_failure:
+                self._connected.clear()
+                logger.warning("broker %s refused the dashboard: %s", self.broker_url, reason_code)
+                return
+            # Subscribing here, not once, so every reconnect subscribes again.
+            result, _mid = client.subscribe(self.topics.subscription, qos=1)
+            if result != mqtt.MQTT_ERR_SUCCESS:
+                logger.warning("subscribe to %s failed: %s", self.topics.subscription, result)
+        except Exception:
+            logger.exception("error in on_connect")
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
+        try:
+            if any(code.is_failure for code in reason_codes):
+                logger.warning("broker refused subscription %s", self.topics.subscription)
+                return
+            self._connected.set()
+            logger.info("dashboard connected to %s", self.broker_url)
+        except Exception:
+            logger.exception("error in on_subscribe")
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        try:
+            if self._connected.is_set():
+                logger.warning("dashboard lost the broker (%s); reconnecting", reason_code)
+            self._connected.clear()
+        except Exception:
+            logger.exception("error in on_disconnect")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        state = self.state
+        if state is None:
+            return
+        try:
+            state.count_received()
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError:
+                raise wire.WireError("bad_topic", "topic is not UTF-8") from None
+            self.handle(topic, msg.payload)
+        except wire.WireError as exc:
+            state.count_rejected(exc.reason)
+            logger.warning("dropped message on %s: %s", _printable(msg), exc.reason)
+            logger.debug("details for %s: %s", _printable(msg), exc.detail)
+        except Exception:
+            state.count_rejected("internal_error")
+            logger.exception("error handling message on %s", _printable(msg))
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Validate one message and apply it; raises `WireError` on anything off-contract."""
+        assert self.state is not None
+        info = self.topics.parse(topic)
+        if info.kind == "available":
+            self.state.apply(info, wire.decode_availability(payload))
+        else:
+            self.state.apply(info, wire.decode(info, payload))
+
+
+def _printable(msg: mqtt.MQTTMessage) -> str:
+    # Topics come from outside: bound their length and keep control characters out of logs.
+    try:
+        topic = msg.topic
+    except UnicodeDecodeError:
+        return "<topic not UTF-8>"
+    return repr(topic[:160])
+
+
+def get_subscriber() -> MqttSubscriber | None:
+    """The current app's subscriber, if `init_app` ran."""
+    return current_app.extensions.get(EXTENSION)

@@ -1,0 +1,289 @@
+"""What the dashboard knows: agents and visits, built only from validated wire messages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.wire import OFFLINE, ONLINE, TopicInfo, WireError
+
+Clock = Callable[[], float]
+
+HEARTBEAT_FIELDS = ("fps", "latency_ms", "model", "model_version", "source", "watching", "uptime_s")
+FACE_FIELDS = ("present", "faces", "expression", "expression_score", "yaw", "pitch", "roll", "ts")
+MAX_VISITS = 500
+"""Oldest visits are forgotten beyond this many, so a kiosk running for weeks stays small."""
+_CHANGE_LOG = 1024
+
+
+@dataclass
+class Agent:
+    """One edge agent as seen from the dashboard (times are on the dashboard's clock)."""
+
+    agent: str
+    availability: str | None = None
+    live_at: float | None = None  # last heartbeat or "online", whichever came last
+    last_heartbeat: float | None = None
+    last_seen: float | None = None
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+    announced_online: bool = False
+
+
+@dataclass
+class Visit:
+    """One visit (a random pseudonym) of one agent; times are the agent's message `ts`."""
+
+    visit: str
+    agent: str
+    order: int
+    consent: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    face: dict[str, Any] | None = None
+    messages: int = 0
+
+    def to_json(self, agent_gone: bool = False) -> dict[str, Any]:
+        return {
+            "visit": self.visit,
+            "agent": self.agent,
+            "consent": self.consent,
+            "started": self.started,
+            "ended": self.ended,
+            "active": self.ended is None and not agent_gone,
+            "face": dict(self.face) if self.face is not None else None,
+            "messages": self.messages,
+        }
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since a version: `events` are (kind, entity JSON); `resync` means start over."""
+
+    version: int
+    events: list[tuple[str, dict[str, Any]]]
+    resync: bool = False
+
+
+class DashboardState:
+    """Thread-safe agents, visits and counters; `wait_for_changes` lets streams follow along."""
+
+    def __init__(
+        self,
+        heartbeat_timeout_s: float = 10.0,
+        clock: Clock | None = None,
+        max_visits: int = MAX_VISITS,
+    ):
+        if heartbeat_timeout_s <= 0:
+            raise ValueError("heartbeat_timeout_s must be positive")
+        self.heartbeat_timeout_s = float(heartbeat_timeout_s)
+        self.clock: Clock = clock or time.time
+        self.max_visits = max_visits
+        self._cond = threading.Condition()
+        self._agents: dict[str, Agent] = {}
+        self._visits: dict[str, Visit] = {}
+        self._order = 0
+        self._version = 0
+        self._changes: deque[tuple[int, str, str]] = deque(maxlen=_CHANGE_LOG)
+        self._received = 0
+        self._rejected: dict[str, int] = {}
+        self._accepted: dict[str, int] = {}
+
+    # --- counters -------------------------------------------------------------------------
+
+    def count_received(self) -> None:
+        """Count one message that arrived on a subscribed topic, valid or not."""
+        with self._cond:
+            self._received += 1
+
+    def count_rejected(self, reason: str) -> None:
+        """Count one dropped message under `reason` (a `WireError.reason` or our own key)."""
+        with self._cond:
+            self._rejected[reason] = self._rejected.get(reason, 0) + 1
+
+    def counters(self) -> dict[str, Any]:
+        """Received, accepted per topic kind, and rejected per reason."""
+        with self._cond:
+            return {
+                "received": self._received,
+                "accepted": dict(self._accepted),
+                "rejected": dict(self._rejected),
+            }
+
+    # --- updates --------------------------------------------------------------------------
+
+    def apply(self, info: TopicInfo, message: dict[str, Any] | str) -> None:
+        """Apply one decoded message (availability is the string ``online``/``offline``)."""
+        with self._cond:
+            if info.kind == "available":
+                self._apply_availability(info.agent, str(message))
+            elif info.kind == "heartbeat" and isinstance(message, dict):
+                self._apply_heartbeat(message)
+            elif info.kind in ("visit", "face") and isinstance(message, dict):
+                self._apply_visit_message(info.kind, message)
+            else:
+                raise WireError("unknown_type", f"cannot apply {info.kind!r}")
+            self._accepted[info.kind] = self._accepted.get(info.kind, 0) + 1
+
+    def _agent(self, agent_id: str) -> Agent:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            agent = self._agents[agent_id] = Agent(agent_id)
+        agent.last_seen = self.clock()
+        return agent
+
+    def _apply_availability(self, agent_id: str, status: str) -> None:
+        if status not in (ONLINE, OFFLINE):
+            raise WireError("bad_availability", repr(status[:32]))
+        agent = self._agent(agent_id)
+        agent.availability = status
+        if status == ONLINE:
+            agent.live_at = agent.last_seen
+        self._agent_changed(agent)
+
+    def _apply_heartbeat(self, message: dict[str, Any]) -> None:
+        agent = self._agent(message["agent"])
+        agent.heartbeat = {name: message[name] for name in HEARTBEAT_FIELDS}
+        agent.last_heartbeat = agent.live_at = agent.last_seen
+        self._agent_changed(agent)
+
+    def _apply_visit_message(self, kind: str, message: dict[str, Any]) -> None:
+        visit_id, agent_id = message["visit"], message["agent"]
+        visit = self._visits.get(visit_id)
+        if visit is not None and visit.agent != agent_id:
+            # Pseudonyms are random; the same one from another agent is a spoof or a bug.
+            raise WireError("visit_agent_mismatch", f"visit {visit_id} belongs to {visit.agent}")
+        known_agent = agent_id in self._agents
+        agent = self._agent(agent_id)
+        if visit is None:
+            self._order += 1
+            visit = self._visits[visit_id] = Visit(visit_id, agent_id, self._order)
+            self._forget_oldest_visits()
+        visit.messages += 1
+        if kind == "visit":
+            visit.consent = message["consent"]
+            if message["event"] == "start":
+                if visit.started is None:
+                    visit.started = message["ts"]
+            else:
+                visit.ended = message["ts"]
+        else:
+            visit.face = {name: message[name] for name in FACE_FIELDS}
+        self._changed("visit", visit_id)
+        if not known_agent:
+            self._agent_changed(agent)
+
+    def _forget_oldest_visits(self) -> None:
+        while len(self._visits) > self.max_visits:
+            oldest = min(self._visits.values(), key=lambda v: (v.ended is None, v.order))
+            del self._visits[oldest.visit]
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _online(self, agent: Agent) -> bool:
+        if agent.availability == OFFLINE or agent.live_at is None:
+            return False
+        return self.clock() - agent.live_at <= self.heartbeat_timeout_s
+
+    def _gone(self, agent_id: str) -> bool:
+        """Known to be gone (will, "offline", or heartbeats stopped), not merely unheard of."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return False
+        if agent.availability == OFFLINE:
+            return True
+        return agent.live_at is not None and not self._online(agent)
+
+    def _visit_json(self, visit: Visit) -> dict[str, Any]:
+        # A killed agent never sends "end": its open visits stop being active with it.
+        return visit.to_json(agent_gone=self._gone(visit.agent))
+
+    def _agent_json(self, agent: Agent) -> dict[str, Any]:
+        data: dict[str, Any] = {"agent": agent.agent, "online": self._online(agent)}
+        data["availability"] = agent.availability
+        data.update({name: agent.heartbeat.get(name) for name in HEARTBEAT_FIELDS})
+        data["last_heartbeat"] = agent.last_heartbeat
+        data["last_seen"] = agent.last_seen
+        return data
+
+    def agents(self) -> list[dict[str, Any]]:
+        """All agents, sorted by id."""
+        with self._cond:
+            return [self._agent_json(self._agents[a]) for a in sorted(self._agents)]
+
+    def agent(self, agent_id: str) -> dict[str, Any] | None:
+        with self._cond:
+            agent = self._agents.get(agent_id)
+            return self._agent_json(agent) if agent is not None else None
+
+    def visits(self) -> list[dict[str, Any]]:
+        """All remembered visits, newest (first seen last) first."""
+        with self._cond:
+            ordered = sorted(self._visits.values(), key=lambda v: v.order, reverse=True)
+            return [self._visit_json(v) for v in ordered]
+
+    def visit(self, visit_id: str) -> dict[str, Any] | None:
+        with self._cond:
+            visit = self._visits.get(visit_id)
+            return self._visit_json(visit) if visit is not None else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Agents and visits at one version, consistent with each other."""
+        with self._cond:
+            self._sweep()
+            return {"version": self._version, "agents": self.agents(), "visits": self.visits()}
+
+    # --- following changes ------------------------------------------------------------------
+
+    def _changed(self, kind: str, key: str) -> None:
+        self._version += 1
+        self._changes.append((self._version, kind, key))
+        self._cond.notify_all()
+
+    def _agent_changed(self, agent: Agent) -> None:
+        online = self._online(agent)
+        flipped = online != agent.announced_online
+        agent.announced_online = online
+        self._changed("agent", agent.agent)
+        if flipped:
+            for visit in self._visits.values():
+                if visit.agent == agent.agent and visit.ended is None:
+                    self._changed("visit", visit.visit)
+
+    def _sweep(self) -> None:
+        """Turn heartbeat timeouts into changes, since no message announces them."""
+        for agent in self._agents.values():
+            if self._online(agent) != agent.announced_online:
+                self._agent_changed(agent)
+
+    @property
+    def version(self) -> int:
+        with self._cond:
+            return self._version
+
+    def wait_for_changes(self, since: int, timeout: float) -> Changes:
+        """Block up to `timeout` s for changes after version `since`; return the latest of each."""
+        with self._cond:
+            self._sweep()
+            if self._version == since:
+                self._cond.wait(timeout)
+                self._sweep()
+            if self._version == since:
+                return Changes(since, [])
+            if since > self._version or not self._changes or self._changes[0][0] > since + 1:
+                return Changes(self._version, [], resync=True)
+            latest: dict[tuple[str, str], None] = {}
+            for version, kind, key in self._changes:
+                if version > since:
+                    latest.pop((kind, key), None)
+                    latest[(kind, key)] = None
+            events = []
+            for kind, key in latest:
+                if kind == "agent":
+                    events.append((kind, self._agent_json(self._agents[key])))
+                elif key in self._visits:
+                    events.append((kind, self._visit_json(self._visits[key])))
+            return Changes(self._version, events)
