@@ -1,0 +1,445 @@
+"""An MQTT broker that Onlooker starts for itself: one command, no setup, loopback only.
+
+A `mosquitto` binary is preferred when one is installed: it is the broker production runs,
+it speaks MQTT 5 and 3.1.1, and it delivers last wills. Without one, amqtt (pure Python,
+MQTT 3.1.1 only) runs in-process on its own asyncio loop in a daemon thread.
+
+Either way the broker listens on a loopback address only, allows anonymous clients and keeps
+nothing on disk, so it is fit for a kiosk or a classroom laptop, never for a network of
+kiosks: those need a real Mosquitto with its own configuration, ACLs and credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import errno
+import ipaddress
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("mosquitto", "amqtt")
+PREFERENCES = ("auto", *KINDS)
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+MAX_PACKET_BYTES = 65536
+"""Far above the wire's own 2 KiB limit, yet a broken client cannot make the broker buffer MBs."""
+
+_PORT_ATTEMPTS = 3  # a port picked by probing can be taken by someone else before we bind it
+# Debian/Ubuntu put it in sbin, which a normal user's PATH lacks; Homebrew on Apple silicon too.
+_MOSQUITTO_FALLBACK_PATHS = (
+    "/usr/sbin/mosquitto",
+    "/usr/local/sbin/mosquitto",
+    "/opt/homebrew/sbin/mosquitto",
+)
+_LOG_TAIL_CHARS = 4000
+_UNSTICK_AFTER_S = 0.2
+_MOSQUITTO_RUNNING = re.compile(r"mosquitto version (\S+ running|1\.\S+ starting)")
+
+
+_RUNNING: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_forgotten_brokers() -> None:
+    # mosquitto runs in its own session (so Ctrl-C reaches us first); never leave it orphaned.
+    for broker in list(_RUNNING):
+        broker.stop()
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be started; the message says why and what to do."""
+
+
+def find_mosquitto() -> str | None:
+    """Return the path of a runnable `mosquitto` binary (PATH first, then sbin dirs), or None."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    for candidate in _MOSQUITTO_FALLBACK_PATHS:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _loopback_host(host: str) -> str:
+    """Return `host` as a loopback IP literal, or raise ValueError if it is not loopback."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"broker host {host!r} must be a loopback IP such as 127.0.0.1") from None
+    if not address.is_loopback:
+        raise ValueError(
+            f"the embedded broker listens on loopback only, not {host!r}; "
+            "for kiosks on a network run Mosquitto with its own configuration"
+        )
+    return str(address)
+
+
+def _free_port(host: str) -> int:
+    """Ask the OS for a port that is free on `host` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _accepts_tcp(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return text[-_LOG_TAIL_CHARS:].strip()
+
+
+class EmbeddedBroker:
+    """A loopback-only MQTT broker (mosquitto subprocess or in-process amqtt) for one process."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, prefer: str = "auto"):
+        if prefer not in PREFERENCES:
+            raise ValueError(f"prefer={prefer!r}; choose one of {PREFERENCES}")
+        if not 0 <= port < 65536:
+            raise ValueError(f"broker port {port} is out of range")
+        self.host = _loopback_host(host)
+        self.port = port
+        self.prefer = prefer
+        self.kind = ""
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._tmpdir: Path | None = None
+        # mosquitto
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+        self._log_path: Path | None = None
+        # amqtt
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._amqtt: Any = None
+
+    @property
+    def url(self) -> str:
+        """Broker URL for clients, e.g. ``mqtt://127.0.0.1:18830``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mqtt://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """True between a successful `start()` and `stop()`."""
+        return self._process is not None or self._amqtt is not None
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"EmbeddedBroker({self.kind or self.prefer}, {self.url}, {state})"
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> EmbeddedBroker:
+        """Start the broker and return self once it accepts TCP connections."""
+        with self._lock:
+            if self.running:
+                return self
+            kind = self._choose_kind()
+            began = time.monotonic()
+            attempts = _PORT_ATTEMPTS if self._requested_port == 0 else 1
+            for attempt in range(1, attempts + 1):
+                self.port = self._requested_port or _free_port(self.host)
+                try:
+                    if kind == "mosquitto":
+                        self._start_mosquitto()
+                    else:
+                        self._start_amqtt()
+                    break
+                except _PortTaken as exc:
+                    self._cleanup()
+                    if attempt == attempts:
+                        raise BrokerError(
+                            f"{kind} could not listen on {self.host}:{self.port}: {exc}; "
+                            "pass port=0 or a free port"
+                        ) from None
+                    logger.info("port %s was taken before %s bound it; retrying", self.port, kind)
+                except BaseException:
+                    self._cleanup()
+                    raise
+            self.kind = kind
+            _RUNNING.add(self)
+            logger.info(
+                "embedded %s broker at %s (ready in %.2f s)",
+                kind,
+                self.url,
+                time.monotonic() - began,
+            )
+            return self
+
+    def stop(self) -> None:
+        """Stop the broker and remove its temporary files; safe to call more than once."""
+        with self._lock:
+            if self.running:
+                logger.info("stopping embedded %s broker at %s", self.kind, self.url)
+            _RUNNING.discard(self)
+            self._cleanup()
+
+    def _choose_kind(self) -> str:
+        if self.prefer == "amqtt":
+            return "amqtt"
+        if find_mosquitto() is not None:
+            return "mosquitto"
+        if self.prefer == "mosquitto":
+            raise BrokerError(
+                "no mosquitto binary found on PATH or in /usr/sbin; install it "
+                "(`sudo apt-get install mosquitto`, `brew install mosquitto`) "
+                'or use EmbeddedBroker(prefer="amqtt")'
+            )
+        return "amqtt"
+
+    def _cleanup(self) -> None:
+        self._stop_mosquitto()
+        self._stop_amqtt()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    # --- mosquitto ------------------------------------------------------------------------
+
+    def _mosquitto_config(self) -> str:
+        return "\n".join(
+            [
+                "# Generated by onlooker broker/embedded.py; deleted when the broker stops.",
+                f"listener {self.port} {self.host}",
+                "allow_anonymous true",
+                "persistence false",
+                f"max_packet_size {MAX_PACKET_BYTES}",
+                "log_dest stderr",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+                "log_type information",  # "mosquitto version X running" marks readiness
+                "connection_messages false",
+                "",
+            ]
+        )
+
+    def _start_mosquitto(self) -> None:
+        binary = find_mosquitto()
+        if binary is None:
+            raise BrokerError('mosquitto disappeared; install it or use prefer="amqtt"')
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="onlooker-mosquitto-"))
+        conf = self._tmpdir / "mosquitto.conf"
+        conf.write_text(self._mosquitto_config(), encoding="utf-8")
+        # A file, not a pipe: nobody has to drain it, and it is there to show on failure.
+        # It is opened here, so mosquitto dropping root privileges cannot lock it out.
+        self._log_path = self._tmpdir / "mosquitto.log"
+        self._log_file = open(self._log_path, "wb")  # noqa: SIM115 (closed in _stop_mosquitto)
+        try:
+            self._process = subprocess.Popen(
+                [binary, "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal goes to us, and we stop it
+            )
+        except OSError as exc:
+            raise BrokerError(f"could not run {binary}: {exc}") from exc
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                log = _tail(self._log_path)
+                if "Address already in use" in log or "address already in use" in log:
+                    raise _PortTaken(log)
+                raise BrokerError(
+                    f"mosquitto exited with code {code} before accepting connections "
+                    f"on {self.host}:{self.port}. Its log:\n{log or '(empty)'}"
+                )
+            # A bare TCP probe could be answered by whoever squats the port, so also wait
+            # for mosquitto's own word that it is listening (1.x never logs it).
+            if _accepts_tcp(self.host, self.port) and _MOSQUITTO_RUNNING.search(
+                _tail(self._log_path)
+            ):
+                return
+            time.sleep(0.02)
+        log = _tail(self._log_path)
+        raise BrokerError(
+            f"mosquitto did not accept connections on {self.host}:{self.port} within "
+            f"{START_TIMEOUT_S:.0f} s. Its log:\n{log or '(empty)'}"
+        )
+
+    def _stop_mosquitto(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                logger.warning("mosquitto ignored SIGTERM for %s s; killing it", STOP_TIMEOUT_S)
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT_S)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    # --- amqtt ------------------------------------------------------------------------------
+
+    def _amqtt_config(self) -> dict[str, Any]:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return {
+            # amqtt's own default is 0.0.0.0:1883; the bind here is what keeps it on loopback.
+            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{self.port}"}},
+            # Only anonymous auth: no $SYS topics every 20 s and no per-packet logging.
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+
+    def _start_amqtt(self) -> None:
+        try:
+            from amqtt.broker import Broker
+        except ImportError as exc:
+            raise BrokerError(
+                f"amqtt is not importable ({exc}); `pip install amqtt` or install mosquitto"
+            ) from exc
+        for name in ("amqtt", "transitions"):
+            if logging.getLogger(name).level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=_run_loop, args=(loop,), name=f"amqtt-broker-{self.port}", daemon=True
+        )
+        self._thread.start()
+        config = self._amqtt_config()
+
+        async def start() -> Any:
+            broker = Broker(config)
+            await broker.start()
+            return broker
+
+        future = asyncio.run_coroutine_threadsafe(start(), loop)
+        try:
+            self._amqtt = future.result(timeout=START_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise BrokerError(
+                f"amqtt did not start on {self.host}:{self.port} within {START_TIMEOUT_S:.0f} s"
+            ) from None
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+                raise _PortTaken(str(cause)) from None
+            raise BrokerError(
+                f"amqtt could not start on {self.host}:{self.port}: {exc} (cause: {cause!r})"
+            ) from exc
+
+    def _stop_amqtt(self) -> None:
+        loop, thread, broker = self._loop, self._thread, self._amqtt
+        self._loop = self._thread = self._amqtt = None
+        if loop is None:
+            return
+        if loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(_shutdown_amqtt(broker), loop)
+            try:
+                future.result(timeout=STOP_TIMEOUT_S + 1.0)
+            except Exception as exc:  # noqa: BLE001 (stopping must go on; say what happened)
+                logger.warning("amqtt did not shut down cleanly: %r", exc)
+                future.cancel()
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=STOP_TIMEOUT_S)
+            if thread.is_alive():
+                logger.warning("amqtt loop thread still alive after %s s", STOP_TIMEOUT_S)
+                return  # closing a running loop would raise; the daemon thread dies with us
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+class _PortTaken(Exception):
+    """The chosen port was in use when the broker tried to bind it."""
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
+
+
+async def _shutdown_amqtt(broker: Any) -> None:
+    """Shut amqtt down, unsticking it if needed, then cancel whatever it left behind."""
+    if broker is not None:
+        shutdown = asyncio.ensure_future(broker.shutdown())
+        deadline = time.monotonic() + STOP_TIMEOUT_S - 2.0
+        while not shutdown.done() and time.monotonic() < deadline:
+            await asyncio.wait([shutdown], timeout=_UNSTICK_AFTER_S)
+            if not shutdown.done():
+                _recancel_swallowed_readers()
+        if not shutdown.done():
+            shutdown.cancel()
+            _close_listeners(broker)
+        await asyncio.gather(shutdown, return_exceptions=True)
+    current = asyncio.current_task()
+    for _ in range(3):
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        if not leftovers:
+            break
+        for task in leftovers:
+            task.cancel()
+        await asyncio.wait(leftovers, timeout=0.5)
+
+
+def _recancel_swallowed_readers() -> None:
+    """Cancel amqtt's connection readers again when a cancel was lost.
+
+    amqtt reads each packet through `asyncio.wait_for`, which before Python 3.12 drops a
+    cancellation that lands as a packet arrives (CPython gh-86296). The reader then runs on and
+    `Broker.shutdown()` waits for it forever while that client stays connected.
+    """
+    for task in asyncio.all_tasks():
+        if not getattr(task.get_coro(), "__qualname__", "").endswith("_reader_loop"):
+            continue
+        cancelling = getattr(task, "cancelling", None)  # Python >= 3.11
+        if cancelling is None or cancelling():
+            logger.debug("re-cancelling amqtt reader %s", task.get_name())
+            task.cancel()
+
+
+def _close_listeners(broker: Any) -> None:
+    """Last resort: close amqtt's listening sockets so the port is free again."""
+    for server in getattr(broker, "_servers", {}).values():
+        instance = getattr(server, "instance", None)
+        if instance is not None:
+            instance.close()

@@ -1,0 +1,331 @@
+"""The embedded broker, exercised by a real paho-mqtt client against real mosquitto and amqtt."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from broker import embedded
+from broker.embedded import BrokerError, EmbeddedBroker, find_mosquitto
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT_S = 5.0
+QUIET_S = 0.5  # how long "nothing arrives" is watched for
+
+
+def _require(kind: str) -> None:
+    if kind == "mosquitto" and find_mosquitto() is None:
+        message = "mosquitto not installed (apt-get install mosquitto); amqtt case still runs"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {message}")
+        pytest.skip(message)
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def kind(request: pytest.FixtureRequest) -> str:
+    _require(request.param)
+    return request.param
+
+
+@pytest.fixture
+def broker(kind: str) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(prefer=kind) as running:
+        assert running.kind == kind
+        yield running
+
+
+class Peer:
+    """A paho 2.x client whose received messages land in a queue."""
+
+    def __init__(self, broker: EmbeddedBroker, client_id: str | None = None) -> None:
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.subscribed: queue.Queue[int] = queue.Queue()
+        self._connected: queue.Queue[object] = queue.Queue()
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
+        )
+        # Short retries, so a peer whose broker was stopped under it shuts down at once.
+        self.client.reconnect_delay_set(min_delay=0.05, max_delay=0.2)  # type: ignore[arg-type]
+        self.client.on_connect = lambda c, u, f, reason, p: self._connected.put(reason)
+        self.client.on_message = lambda c, u, msg: self.messages.put(msg)
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.subscribed.put(mid)
+        self.broker = broker
+
+    def connect(self) -> Peer:
+        self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+        self.client.loop_start()
+        reason = self._connected.get(timeout=TIMEOUT_S)
+        assert not reason.is_failure, f"CONNECT refused: {reason}"
+        return self
+
+    def connect_unthreaded(self, keepalive: int = 30) -> Peer:
+        """Connect with no network thread, so the test decides when (if ever) it talks again."""
+        self.client.connect(self.broker.host, self.broker.port, keepalive=keepalive)
+        deadline = time.monotonic() + TIMEOUT_S
+        while self._connected.empty() and time.monotonic() < deadline:
+            self.client.loop(timeout=0.05)
+        reason = self._connected.get_nowait()
+        assert not reason.is_failure, f"CONNECT refused: {reason}"
+        return self
+
+    def vanish(self) -> None:
+        """Close the socket without DISCONNECT, as when a kiosk loses power or network."""
+        sock = self.client.socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def subscribe(self, topic: str, qos: int = 1) -> Peer:
+        _, mid = self.client.subscribe(topic, qos=qos)
+        assert self.subscribed.get(timeout=TIMEOUT_S) == mid
+        return self
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(timeout=TIMEOUT_S)
+        assert info.is_published()
+
+    def next_message(self) -> mqtt.MQTTMessage:
+        return self.messages.get(timeout=TIMEOUT_S)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def peers(broker: EmbeddedBroker) -> Iterator[list[Peer]]:
+    made: list[Peer] = []
+    yield made
+    for peer in made:
+        peer.close()
+
+
+def _peer(peers: list[Peer], broker: EmbeddedBroker) -> Peer:
+    peer = Peer(broker).connect()
+    peers.append(peer)
+    return peer
+
+
+def _topic(name: str) -> str:
+    return f"onlooker-test/{uuid.uuid4().hex[:8]}/{name}"
+
+
+def test_publish_subscribe_round_trip(broker: EmbeddedBroker, peers: list[Peer]) -> None:
+    subscriber = _peer(peers, broker).subscribe("onlooker-test/+/round")
+    publisher = _peer(peers, broker)
+    topic = _topic("round")
+    payload = b'{"v":1,"type":"heartbeat"}' + bytes(range(256))
+    publisher.publish(topic, payload)
+    message = subscriber.next_message()
+    assert (message.topic, message.payload, message.retain) == (topic, payload, False)
+
+
+def test_retained_message_reaches_late_subscriber(
+    broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    topic = _topic("available")
+    _peer(peers, broker).publish(topic, "online", retain=True)
+    late = _peer(peers, broker).subscribe(topic)
+    message = late.next_message()
+    assert (message.payload, message.retain) == (b"online", True)
+
+
+def test_last_will_on_abrupt_disconnect(
+    kind: str, broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    topic = _topic("available")
+    watcher = _peer(peers, broker).subscribe(topic)
+    agent = Peer(broker)
+    agent.client.will_set(topic, "offline", qos=1, retain=True)
+    agent.connect_unthreaded()
+    agent.client.publish(topic, "online", qos=0, retain=True)
+    agent.client.loop(timeout=0.05)
+    assert watcher.next_message().payload == b"online"
+    agent.vanish()
+
+    assert watcher.next_message().payload == b"offline"
+    late = _peer(peers, broker).subscribe(topic)
+    message = late.next_message()
+    assert (message.payload, message.retain) == (b"offline", True)
+
+
+AMQTT_IGNORES_KEEPALIVE = pytest.mark.xfail(
+    strict=True,
+    reason="amqtt 0.12.1 never drops a silent client: its broker read-timeout handler is a "
+    "no-op, so a half-open connection keeps its session and the will is never sent",
+)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        # mosquitto 2.0 checks keepalives about every 5 s, so it needs more than 1.5 x 1 s.
+        pytest.param("mosquitto", id="mosquitto"),
+        pytest.param("amqtt", id="amqtt", marks=AMQTT_IGNORES_KEEPALIVE),
+    ],
+    indirect=True,
+)
+def test_last_will_on_keepalive_expiry(
+    kind: str, broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    topic = _topic("available")
+    watcher = _peer(peers, broker).subscribe(topic)
+    agent = Peer(broker)
+    agent.client.will_set(topic, "offline", qos=1, retain=True)
+    agent.connect_unthreaded(keepalive=1)
+    # Go silent with the socket still open, as when a kiosk's cable is pulled: no FIN, no
+    # PINGREQ. The MQTT spec says the broker drops it after 1.5 x keepalive.
+    try:
+        wait_s = 8.0 if kind == "mosquitto" else 3.0
+        assert watcher.messages.get(timeout=wait_s).payload == b"offline"
+    except queue.Empty:
+        pytest.fail(f"{kind} sent no will within {wait_s} s of a 1 s keepalive expiring")
+    finally:
+        sock = agent.client.socket()
+        if sock is not None:
+            sock.close()
+
+
+def test_no_last_will_on_clean_disconnect(broker: EmbeddedBroker, peers: list[Peer]) -> None:
+    topic = _topic("available")
+    watcher = _peer(peers, broker).subscribe(topic)
+    agent = Peer(broker)
+    agent.client.will_set(topic, "offline", qos=1, retain=True)
+    agent.connect()
+    agent.close()
+    with pytest.raises(queue.Empty):
+        watcher.messages.get(timeout=QUIET_S)
+
+
+def test_port_zero_gives_distinct_ports(kind: str) -> None:
+    with EmbeddedBroker(prefer=kind) as one, EmbeddedBroker(prefer=kind) as two:
+        assert one.port != two.port
+        assert 0 < one.port < 65536 and 0 < two.port < 65536
+        assert one.url == f"mqtt://127.0.0.1:{one.port}"
+        for running in (one, two):
+            Peer(running).connect().close()
+
+
+def test_stop_frees_port_and_is_idempotent(kind: str) -> None:
+    running = EmbeddedBroker(prefer=kind).start()
+    port = running.port
+    Peer(running).connect().close()
+    running.stop()
+    running.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S).close()
+    # The same port can be taken again at once: nothing of the old broker holds it.
+    with EmbeddedBroker(port=port, prefer=kind) as again:
+        assert again.port == port
+        Peer(again).connect().close()
+
+
+def test_stop_with_clients_in_flight_is_prompt(kind: str) -> None:
+    # amqtt on Python < 3.12 could hang in shutdown when a packet arrived as its reader was
+    # cancelled (about one stop in five here); several rounds make that visible.
+    for _ in range(5):
+        running = EmbeddedBroker(prefer=kind).start()
+        subscriber = Peer(running).connect().subscribe("onlooker-test/#")
+        publisher = Peer(running).connect()
+        publisher.publish(_topic("state"), "online", retain=True)
+        began = time.monotonic()
+        running.stop()
+        assert time.monotonic() - began < 2.0
+        for peer in (subscriber, publisher):
+            peer.close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", running.port), timeout=TIMEOUT_S).close()
+
+
+def test_stop_removes_temporary_files(kind: str) -> None:
+    running = EmbeddedBroker(prefer=kind).start()
+    tmpdir = running._tmpdir
+    if kind == "mosquitto":
+        assert tmpdir is not None and (tmpdir / "mosquitto.conf").is_file()
+    running.stop()
+    assert running._tmpdir is None
+    if tmpdir is not None:
+        assert not tmpdir.exists()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) of sockets listening on `port`."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def _outside_address() -> str | None:
+    """An address of this host that is not loopback, if it has one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; UDP connect sends nothing
+            address = probe.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_binds_loopback_only(broker: EmbeddedBroker) -> None:
+    if sys.platform.startswith("linux"):
+        assert _listening_addresses(broker.port) == {"0100007F"}  # 127.0.0.1 and nothing else
+    outside = _outside_address()
+    if outside is None and not sys.platform.startswith("linux"):
+        pytest.skip("no non-loopback address to try and no /proc/net to read")
+    if outside is not None:
+        with pytest.raises(OSError):
+            socket.create_connection((outside, broker.port), timeout=1.0).close()
+
+
+def test_auto_picks_mosquitto_when_available() -> None:
+    _require("mosquitto")
+    with EmbeddedBroker() as running:
+        assert running.kind == "mosquitto"
+
+
+def test_auto_falls_back_to_amqtt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedded, "find_mosquitto", lambda: None)
+    with EmbeddedBroker() as running:
+        assert running.kind == "amqtt"
+
+
+def test_mosquitto_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedded, "find_mosquitto", lambda: None)
+    with pytest.raises(BrokerError, match=r"apt-get install mosquitto.*prefer=\"amqtt\""):
+        EmbeddedBroker(prefer="mosquitto").start()
+
+
+def test_port_in_use_reports_why(kind: str) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"127.0.0.1:{port}"):
+            EmbeddedBroker(port=port, prefer=kind).start()
+
+
+def test_refuses_non_loopback_host() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        EmbeddedBroker(host="0.0.0.0")
+    with pytest.raises(ValueError, match="prefer"):
+        EmbeddedBroker(prefer="hivemq")
