@@ -9,8 +9,11 @@ Topic layout (``<prefix>`` defaults to ``onlooker/v1``)::
 
     <prefix>/agents/<agent>/available            retained  "online" | "offline" (last will)
     <prefix>/agents/<agent>/heartbeat                      JSON  type "heartbeat"
-    <prefix>/agents/<agent>/visits/<visit>/visit           JSON  type "visit"
-    <prefix>/agents/<agent>/visits/<visit>/face            JSON  type "face"
+    <prefix>/agents/<agent>/visits/<visit>/<type>          JSON  a visit-scoped type
+                                                           (visit, attention, expression)
+
+Each visit-scoped signal type belongs to one consent scope (`SCOPE_OF`): a message is
+published only when its visit's viewer consented to that scope.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ VISIT_ID = re.compile(r"^[a-z0-9]{8,32}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 EXPRESSIONS = ("neutral", "joy", "surprise", "anger", "sadness", "fear", "disgust", "contempt")
+SCOPES = ("expression", "attention", "reading")
+"""What a viewer can consent to, one by one."""
 CONSENT_KINDS = ("viewer", "recorded-source")
 VISIT_EVENTS = ("start", "end")
 SOURCE_KINDS = ("camera", "video", "images")
@@ -93,7 +98,7 @@ class Topics:
         return f"{self.prefix}/agents/{check_agent_id(agent)}/heartbeat"
 
     def visit(self, agent: str, visit: str, kind: str) -> str:
-        """Topic of a visit-scoped message of type `kind` (``visit`` or ``face``)."""
+        """Topic of a visit-scoped message of type `kind` (see `VISIT_TYPES`)."""
         if kind not in VISIT_TYPES:
             raise WireError("unknown_type", f"{kind!r} is not a visit message type")
         return f"{self.prefix}/agents/{check_agent_id(agent)}/visits/{check_visit_id(visit)}/{kind}"
@@ -181,10 +186,29 @@ class Flag:
 class Optional_:
     """A field that may be JSON null (for example head pose while no face is seen)."""
 
-    inner: Num | Text | Flag
+    inner: Num | Text | Flag | ListOf
 
     def coerce(self, name: str, value: Any) -> Any:
         return None if value is None else self.inner.coerce(name, value)
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A JSON array of at most `max_items` values of one kind, without duplicates if `unique`."""
+
+    inner: Num | Text | Flag
+    max_items: int
+    unique: bool = False
+
+    def coerce(self, name: str, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise WireError("wrong_type", f"{name} must be a list")
+        if len(value) > self.max_items:
+            raise WireError("out_of_range", f"{name} has more than {self.max_items} items")
+        items = [self.inner.coerce(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        if self.unique and len(set(items)) != len(items):
+            raise WireError("out_of_range", f"{name} repeats an item")
+        return items
 
 
 _ANGLE = Optional_(Num(-180.0, 180.0, digits=1))
@@ -201,7 +225,7 @@ COMMON = {
 
 # The allow-list: per message type, the only fields it may carry beyond COMMON.
 # Add a field here (and to docs/protocol.md) before any producer may send it.
-FIELDS: dict[str, dict[str, Num | Text | Flag | Optional_]] = {
+FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
     "heartbeat": {
         "fps": Num(0, 1000, digits=1),
         "latency_ms": Num(0, 60_000, digits=1),
@@ -215,19 +239,25 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | Optional_]] = {
         "visit": Text(32),
         "event": Text(8, VISIT_EVENTS),
         "consent": Text(16, CONSENT_KINDS),
+        "scopes": ListOf(Text(16, SCOPES), len(SCOPES), unique=True),
     },
-    "face": {
+    "attention": {
         "visit": Text(32),
         "present": Flag(),
         "faces": Num(0, 32, integer=True),
-        "expression": Optional_(Text(16, EXPRESSIONS)),
-        "expression_score": Optional_(Num(0.0, 1.0)),
         "yaw": _ANGLE,
         "pitch": _ANGLE,
         "roll": _ANGLE,
     },
+    "expression": {
+        "visit": Text(32),
+        "label": Text(16, EXPRESSIONS),
+        "score": Num(0.0, 1.0),
+    },
 }
-VISIT_TYPES = ("visit", "face")
+VISIT_TYPES = ("visit", "attention", "expression")
+SCOPE_OF = {"attention": "attention", "expression": "expression"}
+"""The consent scope each visit-scoped signal type needs (`visit` itself needs none)."""
 
 
 def _validate(message: Any) -> dict[str, Any]:

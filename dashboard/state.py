@@ -9,12 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.wire import OFFLINE, ONLINE, TopicInfo, WireError
+from broker.wire import OFFLINE, ONLINE, SCOPE_OF, VISIT_TYPES, TopicInfo, WireError
 
 Clock = Callable[[], float]
 
 HEARTBEAT_FIELDS = ("fps", "latency_ms", "model", "model_version", "source", "watching", "uptime_s")
-FACE_FIELDS = ("present", "faces", "expression", "expression_score", "yaw", "pitch", "roll", "ts")
+SIGNAL_TYPES = tuple(SCOPE_OF)
+"""Visit-scoped signal types; a visit shows the latest message of each."""
+_ENVELOPE = ("v", "type", "agent", "seq", "visit")
 MAX_VISITS = 500
 """Oldest visits are forgotten beyond this many, so a kiosk running for weeks stays small."""
 _CHANGE_LOG = 1024
@@ -41,9 +43,10 @@ class Visit:
     agent: str
     order: int
     consent: str | None = None
+    scopes: list[str] = field(default_factory=list)
     started: float | None = None
     ended: float | None = None
-    face: dict[str, Any] | None = None
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: int = 0
 
     def to_json(self, agent_gone: bool = False) -> dict[str, Any]:
@@ -51,12 +54,17 @@ class Visit:
             "visit": self.visit,
             "agent": self.agent,
             "consent": self.consent,
+            "scopes": list(self.scopes),
             "started": self.started,
             "ended": self.ended,
             "active": self.ended is None and not agent_gone,
-            "face": dict(self.face) if self.face is not None else None,
+            **{kind: _copy(self.signals.get(kind)) for kind in SIGNAL_TYPES},
             "messages": self.messages,
         }
+
+
+def _copy(signal: dict[str, Any] | None) -> dict[str, Any] | None:
+    return dict(signal) if signal is not None else None
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ class DashboardState:
                 self._apply_availability(info.agent, str(message))
             elif info.kind == "heartbeat" and isinstance(message, dict):
                 self._apply_heartbeat(message)
-            elif info.kind in ("visit", "face") and isinstance(message, dict):
+            elif info.kind in VISIT_TYPES and isinstance(message, dict):
                 self._apply_visit_message(info.kind, message)
             else:
                 raise WireError("unknown_type", f"cannot apply {info.kind!r}")
@@ -156,6 +164,14 @@ class DashboardState:
         if visit is not None and visit.agent != agent_id:
             # Pseudonyms are random; the same one from another agent is a spoof or a bug.
             raise WireError("visit_agent_mismatch", f"visit {visit_id} belongs to {visit.agent}")
+        if (
+            visit is not None
+            and kind in SCOPE_OF
+            and visit.scopes
+            and SCOPE_OF[kind] not in visit.scopes
+        ):
+            # The agent's gate should never let this through; the dashboard checks again.
+            raise WireError("not_consented", f"visit {visit_id} did not consent to {kind}")
         known_agent = agent_id in self._agents
         agent = self._agent(agent_id)
         if visit is None:
@@ -165,13 +181,14 @@ class DashboardState:
         visit.messages += 1
         if kind == "visit":
             visit.consent = message["consent"]
+            visit.scopes = list(message["scopes"])
             if message["event"] == "start":
                 if visit.started is None:
                     visit.started = message["ts"]
             else:
                 visit.ended = message["ts"]
         else:
-            visit.face = {name: message[name] for name in FACE_FIELDS}
+            visit.signals[kind] = {k: v for k, v in message.items() if k not in _ENVELOPE}
         self._changed("visit", visit_id)
         if not known_agent:
             self._agent_changed(agent)

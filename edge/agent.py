@@ -6,6 +6,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from broker import wire
@@ -32,7 +33,11 @@ class AgentConfig:
             "recorded video stands in for a person who agreed to be filmed"
         },
     )
-    max_rate_hz: float = field(default=5.0, metadata={"help": "face messages per second, max"})
+    scopes: tuple[str, ...] = field(
+        default=wire.SCOPES,
+        metadata={"help": "what a recorded source consents to (a viewer chooses on the page)"},
+    )
+    max_rate_hz: float = field(default=5.0, metadata={"help": "signal messages per second, max"})
     heartbeat_s: float = field(default=2.0, metadata={"help": "seconds between heartbeats"})
     leave_after_s: float = field(
         default=3.0, metadata={"help": "a visit ends after the face is gone this long"}
@@ -45,6 +50,9 @@ class AgentConfig:
         wire.parse_broker_url(self.broker_url)
         if self.consent not in wire.CONSENT_KINDS:
             raise ValueError(f"consent must be one of {wire.CONSENT_KINDS}, not {self.consent!r}")
+        unknown = sorted(set(self.scopes) - set(wire.SCOPES))
+        if unknown or not self.scopes:
+            raise ValueError(f"scopes must be a non-empty subset of {wire.SCOPES}, not {unknown}")
         if not 0 < self.max_rate_hz <= 5.0:
             raise ValueError("max_rate_hz must be in (0, 5]: signals are published at ≤ 5 Hz")
         if self.heartbeat_s <= 0 or self.leave_after_s < 0:
@@ -57,6 +65,7 @@ class Visit:
 
     id: str
     consent: str
+    scopes: tuple[str, ...]
     last_seen_ms: int
     last_sent: float = 0.0
 
@@ -84,7 +93,10 @@ class Agent:
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._consented = config.consent == "recorded-source"
+        # The scopes consented to; empty means no consent (nothing about a person leaves).
+        self._scopes: tuple[str, ...] = (
+            tuple(config.scopes) if config.consent == "recorded-source" else ()
+        )
         self.visit: Visit | None = None
         self.visits_started = 0
         self.frames = 0
@@ -97,17 +109,23 @@ class Agent:
 
     @property
     def consented(self) -> bool:
-        return self._consented
+        return bool(self._scopes)
 
-    def give_consent(self) -> None:
-        """The viewer agreed: a visit starts as soon as a face is present."""
+    def give_consent(self, scopes: Iterable[str] = wire.SCOPES) -> None:
+        """The viewer agreed to `scopes`: a visit starts as soon as a face is present."""
+        chosen = tuple(s for s in wire.SCOPES if s in set(scopes))
+        unknown = sorted(set(scopes) - set(wire.SCOPES))
+        if unknown or not chosen:
+            raise ValueError(f"consent needs one or more of {wire.SCOPES}, not {unknown}")
         with self._lock:
-            self._consented = True
+            if self.visit is not None and self.visit.scopes != chosen:
+                self._end_visit_locked()  # a changed choice is a new visit, under a new name
+            self._scopes = chosen
 
     def withdraw_consent(self) -> None:
         """The viewer said stop: end the visit now and publish nothing more about them."""
         with self._lock:
-            self._consented = False
+            self._scopes = ()
             self._end_visit_locked()
 
     def status(self) -> dict:
@@ -116,7 +134,8 @@ class Agent:
             return {
                 "agent": self.config.agent_id,
                 "consent_kind": self.config.consent,
-                "consented": self._consented,
+                "consented": bool(self._scopes),
+                "scopes": list(self._scopes),
                 "watching": self.visit is not None,
                 "visit": self.visit.id if self.visit else None,
                 "face_present": self.last_signals.present,
@@ -164,7 +183,7 @@ class Agent:
             self.last_signals = signals
             visit = self.visit
             if visit is None:
-                if not (self._consented and signals.present):
+                if not (self._scopes and signals.present):
                     return
                 visit = self._start_visit_locked(t_ms)
             if signals.present:
@@ -175,26 +194,36 @@ class Agent:
             if now - visit.last_sent < 1.0 / self.config.max_rate_hz:
                 return
             visit.last_sent = now
-            pose = signals.pose
-            self.publisher.publish(
-                "face",
-                visit=visit.id,
-                present=signals.present,
-                faces=signals.faces,
-                expression=signals.expression,
-                expression_score=signals.expression_score,
-                yaw=pose.yaw if pose else None,
-                pitch=pose.pitch if pose else None,
-                roll=pose.roll if pose else None,
-            )
+            if "attention" in visit.scopes:
+                pose = signals.pose
+                self.publisher.publish(
+                    "attention",
+                    visit=visit.id,
+                    present=signals.present,
+                    faces=signals.faces,
+                    yaw=pose.yaw if pose else None,
+                    pitch=pose.pitch if pose else None,
+                    roll=pose.roll if pose else None,
+                )
+            if "expression" in visit.scopes and signals.expression is not None:
+                self.publisher.publish(
+                    "expression",
+                    visit=visit.id,
+                    label=signals.expression,
+                    score=signals.expression_score,
+                )
 
     def _start_visit_locked(self, t_ms: int) -> Visit:
-        self.visit = Visit(new_pseudonym(), self.config.consent, last_seen_ms=t_ms)
+        self.visit = Visit(new_pseudonym(), self.config.consent, self._scopes, t_ms)
         self.visits_started += 1
-        logger.info("visit %s started (%s consent)", self.visit.id, self.config.consent)
+        logger.info(
+            "visit %s started (%s consent to %s)",
+            self.visit.id, self.config.consent, ", ".join(self._scopes),
+        )  # fmt: skip
         self.publisher.publish(
-            "visit", visit=self.visit.id, event="start", consent=self.config.consent
-        )
+            "visit", visit=self.visit.id, event="start", consent=self.config.consent,
+            scopes=list(self._scopes),
+        )  # fmt: skip
         return self.visit
 
     def _end_visit_locked(self) -> None:
@@ -202,9 +231,11 @@ class Agent:
         if visit is None:
             return
         logger.info("visit %s ended", visit.id)
-        self.publisher.publish("visit", visit=visit.id, event="end", consent=visit.consent)
+        self.publisher.publish(
+            "visit", visit=visit.id, event="end", consent=visit.consent, scopes=list(visit.scopes)
+        )
         if self.config.consent == "viewer":
-            self._consented = False  # the next person in front of the screen must agree anew
+            self._scopes = ()  # the next person in front of the screen must agree anew
 
     def _heartbeat_loop(self) -> None:
         while True:

@@ -16,7 +16,12 @@ logger = logging.getLogger(__name__)
 
 
 class SignalPublisher:
-    """Publishes wire messages for one agent; reconnects with back-off when the broker goes."""
+    """The privacy boundary: the one place that decides what leaves the device.
+
+    A message is handed to the MQTT client only if it passes the wire allow-list and, for a
+    visit-scoped signal, only while that visit is open and its viewer consented to the
+    signal's scope. Reconnects with back-off when the broker goes.
+    """
 
     def __init__(self, broker_url: str, agent: str, prefix: str = wire.DEFAULT_PREFIX):
         self.host, self.port = wire.parse_broker_url(broker_url)
@@ -25,7 +30,9 @@ class SignalPublisher:
         self._seq = itertools.count()
         self._connected = threading.Event()
         self.sent = 0
-        self.refused = 0  # messages the wire contract refused before they reached the client
+        self.refused = 0  # messages refused before they reached the client
+        self._scopes: dict[str, frozenset[str]] = {}  # open visit -> consented scopes
+        self._gate = threading.Lock()
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"onlooker-agent-{agent}",
@@ -77,17 +84,40 @@ class SignalPublisher:
         if reason_code != 0:
             logger.warning("lost the broker (%s); reconnecting with back-off", reason_code)
 
+    def _consented(self, kind: str, fields: dict[str, Any]) -> str | None:
+        """Why a message may not leave now, or None when it may (call with the gate held)."""
+        if kind == "visit":
+            if fields.get("event") == "start" or fields.get("visit") in self._scopes:
+                return None
+            return "the visit is not open"
+        if kind in wire.SCOPE_OF:
+            scopes = self._scopes.get(fields.get("visit"))
+            if scopes is None:
+                return "no open, consented visit"
+            if wire.SCOPE_OF[kind] not in scopes:
+                return f"the viewer did not consent to {wire.SCOPE_OF[kind]}"
+        return None
+
     def publish(self, kind: str, qos: int = 1, **fields: Any) -> bool:
-        """Validate and publish one message; refused fields never reach the MQTT client."""
-        try:
-            message = wire.message(
-                kind, agent=self.agent, seq=next(self._seq), ts=time.time(), **fields
-            )
-            payload = wire.encode(message)
-        except wire.WireError as exc:
-            self.refused += 1
-            logger.error("refused to publish %s: %s", kind, exc)
-            return False
-        self.client.publish(self.topics.for_message(message), payload, qos=qos)
-        self.sent += 1
-        return True
+        """Validate, gate on consent and publish one message; refused ones never reach MQTT."""
+        with self._gate:
+            why = self._consented(kind, fields)
+            try:
+                if why is not None:
+                    raise wire.WireError("not_consented", why)
+                message = wire.message(
+                    kind, agent=self.agent, seq=next(self._seq), ts=time.time(), **fields
+                )
+                payload = wire.encode(message)
+            except wire.WireError as exc:
+                self.refused += 1
+                logger.error("refused to publish %s: %s", kind, exc)
+                return False
+            if kind == "visit":
+                if message["event"] == "start":
+                    self._scopes[message["visit"]] = frozenset(message["scopes"])
+                else:
+                    self._scopes.pop(message["visit"], None)
+            self.client.publish(self.topics.for_message(message), payload, qos=qos)
+            self.sent += 1
+            return True

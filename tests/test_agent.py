@@ -97,9 +97,11 @@ def test_consent_starts_a_visit_and_face_messages_are_rate_limited(mosquitto, wi
     start, end = tap.of_type("visit")
     assert (start["event"], end["event"]) == ("start", "end")
     assert start["visit"] == end["visit"] and start["consent"] == "viewer"
-    faces = tap.of_type("face")
+    faces = tap.of_type("attention")
     assert faces and all(m["visit"] == start["visit"] for m in faces)
-    assert faces[0]["expression"] == "joy" and faces[0]["yaw"] == 0.0
+    assert faces[0]["present"] and faces[0]["yaw"] == 0.0
+    expressions = tap.of_type("expression")
+    assert len(expressions) == len(faces) and expressions[0]["label"] == "joy"
     # ≤ 5 Hz: at most one message per 0.2 s of the run, plus the first one.
     assert len(faces) <= int(elapsed / 0.2) + 1, (len(faces), elapsed)
     assert len(faces) >= 3
@@ -132,13 +134,13 @@ def test_withdrawal_ends_the_visit_and_stops_publishing(mosquitto, wiretap_facto
         mosquitto.url, ScriptedSource(300), ScriptedAnalyzer(lambda i: True), consent="viewer"
     )
     agent.give_consent()
-    assert tap.wait_for(lambda: len(tap.of_type("face")) >= 2, 10), tap.dump()
+    assert tap.wait_for(lambda: len(tap.of_type("attention")) >= 2, 10), tap.dump()
     agent.withdraw_consent()
     withdrawn_at = len(tap.snapshot())
     assert tap.wait_for(lambda: any(m["event"] == "end" for m in tap.of_type("visit")), 2)
     time.sleep(0.6)
     after = [tap.topics.parse(t).kind for t, _, _ in tap.snapshot()[withdrawn_at:]]
-    assert "face" not in after, after
+    assert "attention" not in after and "expression" not in after, after
     agent.stop()
     thread.join(30)
     assert agent.visits_started == 1
@@ -150,16 +152,41 @@ def test_a_message_with_landmarks_never_reaches_the_broker(mosquitto, wiretap_fa
     tap = wiretap_factory(mosquitto.url)
     publisher = SignalPublisher(mosquitto.url, "kiosk-9")
     publisher.start(wait_s=5)
-    ok = publisher.publish(
-        "face", visit="0123456789abcdef", present=True, faces=1, expression="joy",
-        expression_score=0.5, yaw=0.0, pitch=0.0, roll=0.0,
-        landmarks=SMILE.landmarks.tolist(),
-    )  # fmt: skip
+    visit = "0123456789abcdef"
+    assert publisher.publish(
+        "visit", visit=visit, event="start", consent="viewer", scopes=["attention"]
+    )
+    fields = dict(visit=visit, present=True, faces=1, yaw=0.0, pitch=0.0, roll=0.0)
+    assert not publisher.publish("attention", landmarks=SMILE.landmarks.tolist(), **fields)
+    assert not publisher.publish("attention", **{**fields, "visit": "ffffffffffffffff"})
+    assert not publisher.publish("expression", visit=visit, label="joy", score=0.5)
+    assert publisher.publish("attention", **fields)
+    assert publisher.publish(
+        "visit", visit=visit, event="end", consent="viewer", scopes=["attention"]
+    )
+    assert not publisher.publish("attention", **fields)  # the visit is closed
     publisher.stop()
-    assert not ok and publisher.refused == 1
+    assert publisher.refused == 4
     assert tap.wait_for(lambda: wire.OFFLINE.encode() in [p for _, p, _ in tap.snapshot()], 5)
     assert all(b"landmarks" not in p for _, p, _ in tap.snapshot())
-    assert {tap.topics.parse(t).kind for t, _, _ in tap.snapshot()} == {"available"}
+    kinds = [tap.topics.parse(t).kind for t, _, _ in tap.snapshot()]
+    assert kinds == ["available", "visit", "attention", "visit", "available"], tap.dump()
+
+
+def test_consent_to_expression_only_publishes_no_attention(mosquitto, wiretap_factory):
+    tap = wiretap_factory(mosquitto.url)
+    gate = threading.Event()
+    agent, thread = run_agent(
+        mosquitto.url, ScriptedSource(80, gate=gate), ScriptedAnalyzer(lambda i: True),
+        consent="viewer",
+    )  # fmt: skip
+    agent.give_consent(["expression"])
+    gate.set()
+    thread.join(30)
+    assert tap.wait_for(lambda: len(tap.of_type("visit")) == 2, 5), tap.dump()
+    assert tap.of_type("visit")[0]["scopes"] == ["expression"]
+    assert tap.of_type("expression")
+    assert tap.of_type("attention") == []
 
 
 def test_agent_config_refuses_nonsense():

@@ -76,12 +76,17 @@ class Publisher:
         self.send(
             wire.message(
                 "visit", agent=agent, seq=next(self.seq), ts=time.time(), visit=visit,
-                event=event, consent=consent,
+                event=event, consent=consent, scopes=list(wire.SCOPES),
             )
         )  # fmt: skip
 
-    def face(self, agent: str, visit: str, **fields: Any) -> dict[str, Any]:
-        message = face(agent, visit, next(self.seq), **fields)
+    def attention(self, agent: str, visit: str, **fields: Any) -> dict[str, Any]:
+        message = attention(agent, visit, next(self.seq), **fields)
+        self.send(message)
+        return message
+
+    def expression(self, agent: str, visit: str, **fields: Any) -> dict[str, Any]:
+        message = expression(agent, visit, next(self.seq), **fields)
         self.send(message)
         return message
 
@@ -99,13 +104,16 @@ def heartbeat(agent: str, seq: int = 0, **fields: Any) -> dict[str, Any]:
     return wire.message("heartbeat", agent=agent, seq=seq, ts=time.time(), **values)
 
 
-def face(agent: str, visit: str, seq: int = 0, **fields: Any) -> dict[str, Any]:
-    values = {
-        "present": True, "faces": 1, "expression": "joy", "expression_score": 0.87,
-        "yaw": 12.5, "pitch": -3.0, "roll": 1.5,
-    }  # fmt: skip
+def attention(agent: str, visit: str, seq: int = 0, **fields: Any) -> dict[str, Any]:
+    values = {"present": True, "faces": 1, "yaw": 12.5, "pitch": -3.0, "roll": 1.5}
     values.update(fields)
-    return wire.message("face", agent=agent, seq=seq, ts=time.time(), visit=visit, **values)
+    return wire.message("attention", agent=agent, seq=seq, ts=time.time(), visit=visit, **values)
+
+
+def expression(agent: str, visit: str, seq: int = 0, **fields: Any) -> dict[str, Any]:
+    values = {"label": "joy", "score": 0.87}
+    values.update(fields)
+    return wire.message("expression", agent=agent, seq=seq, ts=time.time(), visit=visit, **values)
 
 
 def eventually(check: Callable[[], Any], timeout: float = TIMEOUT_S) -> Any:
@@ -266,35 +274,36 @@ def test_heartbeat_timeout_turns_agent_offline_and_is_announced(
 # --- visits -----------------------------------------------------------------------------------
 
 
-def test_visit_and_face_messages_are_reflected_per_visit(client, publisher: Publisher) -> None:
+def test_visit_and_signal_messages_are_reflected_per_visit(client, publisher: Publisher) -> None:
     publisher.visit("kiosk-5", VISIT, consent="recorded-source")
-    publisher.face("kiosk-5", VISIT, expression="surprise", expression_score=0.61, yaw=-20.25)
+    publisher.attention("kiosk-5", VISIT, yaw=-20.25)
+    publisher.expression("kiosk-5", VISIT, label="surprise", score=0.61)
 
-    def faced() -> dict[str, Any] | None:
+    def seen() -> dict[str, Any] | None:
         response = client.get(f"/api/visits/{VISIT}")
         visit = response.get_json().get("visit") if response.status_code == 200 else None
-        return visit if visit and visit["face"] else None
+        return visit if visit and visit["attention"] and visit["expression"] else None
 
-    visit = eventually(faced)
+    visit = eventually(seen)
     assert visit["agent"] == "kiosk-5"
     assert visit["consent"] == "recorded-source"
+    assert visit["scopes"] == list(wire.SCOPES)
     assert visit["active"] is True and visit["ended"] is None
     assert visit["started"] is not None
-    assert visit["face"]["present"] is True
-    assert visit["face"]["faces"] == 1
-    assert visit["face"]["expression"] == "surprise"
-    assert visit["face"]["expression_score"] == 0.61
-    assert visit["face"]["yaw"] == -20.2
-    assert visit["messages"] == 2
+    assert visit["attention"]["present"] is True
+    assert visit["attention"]["faces"] == 1
+    assert visit["attention"]["yaw"] == -20.2
+    assert visit["expression"]["label"] == "surprise"
+    assert visit["expression"]["score"] == 0.61
+    assert visit["messages"] == 3
 
-    publisher.face("kiosk-5", VISIT, present=False, faces=0, expression=None,
-                   expression_score=None, yaw=None, pitch=None, roll=None)  # fmt: skip
+    publisher.attention("kiosk-5", VISIT, present=False, faces=0, yaw=None, pitch=None, roll=None)
     publisher.visit("kiosk-5", VISIT, event="end", consent="recorded-source")
     visit = eventually(lambda: (v := client.get(f"/api/visits/{VISIT}").get_json()["visit"])
                        and not v["active"] and v)  # fmt: skip
     assert visit["ended"] >= visit["started"]
-    assert visit["face"]["present"] is False and visit["face"]["yaw"] is None
-    assert visit["messages"] == 4
+    assert visit["attention"]["present"] is False and visit["attention"]["yaw"] is None
+    assert visit["messages"] == 5
 
     second = "ffff0000eeee"
     publisher.visit("kiosk-5", second)
@@ -318,10 +327,10 @@ def test_unknown_visit_and_unknown_api_paths_are_json_errors(client) -> None:
 def test_visit_claimed_by_another_agent_is_rejected(client, publisher: Publisher) -> None:
     publisher.visit("kiosk-6", VISIT)
     eventually(lambda: client.get(f"/api/visits/{VISIT}").status_code == 200)
-    publisher.face("kiosk-7", VISIT, expression="anger")
+    publisher.expression("kiosk-7", VISIT, label="anger")
     eventually(lambda: client.get("/healthz").get_json()["rejected"].get("visit_agent_mismatch"))
     visit = client.get(f"/api/visits/{VISIT}").get_json()["visit"]
-    assert visit["agent"] == "kiosk-6" and visit["face"] is None
+    assert visit["agent"] == "kiosk-6" and visit["expression"] is None
 
 
 # --- rejects ----------------------------------------------------------------------------------
@@ -509,11 +518,11 @@ def test_stream_sends_a_snapshot_then_a_visit_event(app: Flask, publisher: Publi
             assert [a["agent"] for a in snapshot["agents"]] == ["kiosk-11"]
             assert snapshot["visits"] == []
 
-            publisher.face("kiosk-11", VISIT, expression="sadness", yaw=33.0)
+            publisher.expression("kiosk-11", VISIT, label="sadness")
             kind, visit = stream.next_event()
             assert kind == "visit"
             assert visit["visit"] == VISIT
-            assert visit["face"]["expression"] == "sadness" and visit["face"]["yaw"] == 33.0
+            assert visit["expression"]["label"] == "sadness" and visit["attention"] is None
         finally:
             stream.close()
 
@@ -563,6 +572,21 @@ def test_oldest_visits_are_forgotten_beyond_the_limit_ended_ones_first() -> None
     state = DashboardState(clock=FakeClock(), max_visits=2)
     for visit, event in [("aaaaaaaa", "start"), ("bbbbbbbb", "end"), ("cccccccc", "start")]:
         message = wire.message("visit", agent="kiosk-13", seq=0, ts=time.time(), visit=visit,
-                               event=event, consent="viewer")  # fmt: skip
+                               event=event, consent="viewer", scopes=["expression"])  # fmt: skip
         state.apply(wire.TopicInfo("visit", "kiosk-13", visit), message)
     assert [v["visit"] for v in state.visits()] == ["cccccccc", "aaaaaaaa"]
+
+
+def test_a_signal_outside_the_visits_consent_is_rejected(client, publisher: Publisher) -> None:
+    publisher.send(
+        wire.message(
+            "visit", agent="kiosk-12", seq=900, ts=time.time(), visit=VISIT, event="start",
+            consent="viewer", scopes=["expression"],
+        )
+    )  # fmt: skip
+    publisher.attention("kiosk-12", VISIT)
+    publisher.expression("kiosk-12", VISIT, label="joy")
+    eventually(lambda: client.get("/healthz").get_json()["rejected"].get("not_consented") == 1)
+    visit = eventually(lambda: client.get(f"/api/visits/{VISIT}").get_json()["visit"]["expression"]
+                       and client.get(f"/api/visits/{VISIT}").get_json()["visit"])  # fmt: skip
+    assert visit["attention"] is None and visit["expression"]["label"] == "joy"

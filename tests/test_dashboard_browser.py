@@ -68,12 +68,11 @@ class Publisher:
         }  # fmt: skip
         self.send("heartbeat", **{**values, **fields})
 
-    def face(self, **fields: Any) -> None:
-        values = {
-            "present": True, "faces": 1, "expression": "joy", "expression_score": 0.9,
-            "yaw": 12.5, "pitch": -4.0, "roll": 2.0,
-        }  # fmt: skip
-        self.send("face", visit=VISIT, **{**values, **fields})
+    def face(self, label: str, score: float, **fields: Any) -> None:
+        """An attention and an expression message, as the agent sends them together."""
+        values = {"present": True, "faces": 1, "yaw": 12.5, "pitch": -4.0, "roll": 2.0}
+        self.send("attention", visit=VISIT, **{**values, **fields})
+        self.send("expression", visit=VISIT, label=label, score=score)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -129,8 +128,14 @@ def test_page_follows_mqtt_live_and_renders_untrusted_text_as_text(
     publisher = Publisher(broker)
     try:
         publisher.heartbeat(model="<b>x</b>")
-        publisher.send("visit", visit=VISIT, event="start", consent="viewer")
-        publisher.face(expression="joy", expression_score=0.9, yaw=12.5)
+        publisher.send(
+            "visit",
+            visit=VISIT,
+            event="start",
+            consent="viewer",
+            scopes=["attention", "expression"],
+        )
+        publisher.face("joy", 0.9, yaw=12.5)
 
         agent = page.get_by_test_id(f"agent-{AGENT}")
         expect(agent.locator('[data-field="status"]')).to_have_text(
@@ -149,10 +154,12 @@ def test_page_follows_mqtt_live_and_renders_untrusted_text_as_text(
         expect(visit.locator('[data-field="expression_score"]')).to_have_text("0.90")
         expect(visit.locator('[data-field="yaw"]')).to_have_text("12.5°")
         expect(visit.locator('[data-field="present"]')).to_have_text("yes")
-        expect(visit.locator('[data-field="consent"]')).to_have_text("viewer")
+        expect(visit.locator('[data-field="consent"]')).to_have_text(
+            "viewer (attention, expression)"
+        )
         expect(visit.locator('[data-field="active"]')).to_have_text("active")
 
-        publisher.face(expression="surprise", expression_score=0.55, yaw=-30.0)
+        publisher.face("surprise", 0.55, yaw=-30.0)
         expect(visit.locator('[data-field="expression"]')).to_have_text(
             "surprise", timeout=SHOWN_WITHIN_MS
         )
@@ -160,7 +167,9 @@ def test_page_follows_mqtt_live_and_renders_untrusted_text_as_text(
         if os.environ.get("ONLOOKER_DASHBOARD_SCREENSHOT"):
             page.screenshot(path=os.environ["ONLOOKER_DASHBOARD_SCREENSHOT"], full_page=True)
 
-        publisher.send("visit", visit=VISIT, event="end", consent="viewer")
+        publisher.send(
+            "visit", visit=VISIT, event="end", consent="viewer", scopes=["attention", "expression"]
+        )
         expect(visit.locator('[data-field="active"]')).to_have_text(
             "ended", timeout=SHOWN_WITHIN_MS
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from broker import wire
 from conftest import get_json, require
 from dashboard import create_app
 from dashboard.server import DashboardServer
@@ -71,10 +72,10 @@ def agent_json(dashboard: DashboardServer, agent: str) -> dict | None:
 
 
 def faced_visit(dashboard: DashboardServer) -> dict | None:
-    """A visit whose latest face message has a face, an expression and a head pose."""
+    """A visit whose latest signals show a face, an expression and a head pose."""
     for visit in get_json(dashboard.url + "/api/visits")["visits"]:
-        face = visit.get("face") or {}
-        if face.get("present") and face.get("expression") and face.get("yaw") is not None:
+        attention, expression = visit.get("attention") or {}, visit.get("expression") or {}
+        if attention.get("present") and attention.get("yaw") is not None and expression:
             return visit
     return None
 
@@ -101,7 +102,9 @@ def test_sample_video_reaches_the_dashboard_and_a_killed_agent_goes_offline(
         visit = wait_until(lambda: faced_visit(dashboard), 20)
         assert visit, get_json(dashboard.url + "/api/visits")
         assert visit["agent"] == "e2e-1" and visit["consent"] == "recorded-source"
-        assert visit["active"] and visit["face"]["faces"] == 1
+        assert visit["active"] and visit["attention"]["faces"] == 1
+        assert visit["expression"]["label"] in wire.EXPRESSIONS
+        assert visit["scopes"] == list(wire.SCOPES)
         detail = get_json(f"{dashboard.url}/api/visits/{visit['visit']}")["visit"]
         assert detail["visit"] == visit["visit"]
 
@@ -116,7 +119,7 @@ def test_sample_video_reaches_the_dashboard_and_a_killed_agent_goes_offline(
         stop(agent)
     # Everything that crossed the wire follows the documented schema (raises otherwise).
     decoded = tap.decoded()
-    assert {m["type"] for m in decoded} == {"heartbeat", "visit", "face"}
+    assert {m["type"] for m in decoded} == {"heartbeat", "visit", "attention", "expression"}
     assert (tap.topics.available("e2e-1"), b"online", False) in tap.snapshot()
 
 
@@ -238,4 +241,4 @@ def test_demo_runs_broker_dashboard_and_agent_and_stops_by_itself(wiretap_factor
     finally:
         stop(demo)
     assert "demo stopped" in log.read_text()
-    assert {m["type"] for m in tap.decoded()} >= {"heartbeat", "visit", "face"}
+    assert {m["type"] for m in tap.decoded()} >= {"heartbeat", "visit", "attention", "expression"}

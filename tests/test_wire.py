@@ -11,76 +11,98 @@ from broker import wire
 TOPICS = wire.Topics()
 
 
-def face(**overrides):
-    fields = dict(
-        agent="kiosk-1",
-        seq=3,
-        ts=1764150000.123,
-        visit="a1b2c3d4e5f60718",
-        present=True,
-        faces=1,
-        expression="joy",
-        expression_score=0.8349,
-        yaw=-12.345,
-        pitch=3.21,
-        roll=None,
-    )
+ENVELOPE = dict(agent="kiosk-1", seq=3, ts=1764150000.123, visit="a1b2c3d4e5f60718")
+
+
+def attention(**overrides):
+    fields = dict(ENVELOPE, present=True, faces=1, yaw=-12.345, pitch=3.21, roll=None)
+    fields.update(overrides)
+    return fields
+
+
+def expression(**overrides):
+    fields = dict(ENVELOPE, label="joy", score=0.8349)
     fields.update(overrides)
     return fields
 
 
 def test_message_rounds_scores_angles_and_time():
-    msg = wire.message("face", **face())
-    assert msg["expression_score"] == 0.83
+    msg = wire.message("attention", **attention())
     assert msg["yaw"] == -12.3
     assert msg["ts"] == 1764150000.1
     assert msg["roll"] is None
+    assert wire.message("expression", **expression())["score"] == 0.83
 
 
 @pytest.mark.parametrize(
-    "overrides, reason",
+    "kind, overrides, reason",
     [
-        ({"landmarks": [[0.1, 0.2, 0.3]] * 478}, "extra_field"),
-        ({"blendshapes": {"mouthSmileLeft": 0.9}}, "extra_field"),
-        ({"faces": "1"}, "wrong_type"),
-        ({"present": 1}, "wrong_type"),
-        ({"expression": "bored"}, "out_of_range"),
-        ({"expression_score": 1.5}, "out_of_range"),
-        ({"yaw": float("nan")}, "out_of_range"),
-        ({"agent": "Kiosk_1"}, "bad_agent_id"),
-        ({"visit": "../../etc"}, "bad_visit_id"),
+        ("attention", {"landmarks": [[0.1, 0.2, 0.3]] * 478}, "extra_field"),
+        ("expression", {"blendshapes": {"mouthSmileLeft": 0.9}}, "extra_field"),
+        ("attention", {"faces": "1"}, "wrong_type"),
+        ("attention", {"present": 1}, "wrong_type"),
+        ("expression", {"label": "bored"}, "out_of_range"),
+        ("expression", {"score": 1.5}, "out_of_range"),
+        ("attention", {"yaw": float("nan")}, "out_of_range"),
+        ("attention", {"agent": "Kiosk_1"}, "bad_agent_id"),
+        ("expression", {"visit": "../../etc"}, "bad_visit_id"),
     ],
 )
-def test_off_contract_fields_are_refused(overrides, reason):
+def test_off_contract_fields_are_refused(kind, overrides, reason):
+    fields = (attention if kind == "attention" else expression)(**overrides)
     with pytest.raises(wire.WireError) as caught:
-        wire.encode({"v": 1, "type": "face", **face(**overrides)})
+        wire.encode({"v": 1, "type": kind, **fields})
     assert caught.value.reason == reason
 
 
 def test_missing_field_and_unknown_version_and_type_are_refused():
-    fields = face()
+    fields = attention()
     del fields["faces"]
     with pytest.raises(wire.WireError, match="missing_field"):
-        wire.message("face", **fields)
+        wire.message("attention", **fields)
     with pytest.raises(wire.WireError, match="unknown_version"):
-        wire.encode({"v": 2, "type": "face", **face()})
+        wire.encode({"v": 2, "type": "attention", **attention()})
     with pytest.raises(wire.WireError, match="unknown_type"):
-        wire.message("frame", **face())
+        wire.message("frame", **attention())
+
+
+@pytest.mark.parametrize(
+    "scopes, ok",
+    [([], True), (["expression"], True), (list(wire.SCOPES), True),
+     (["expression", "expression"], False), (["faces"], False), ("expression", False),
+     (list(wire.SCOPES) + ["reading"], False)],
+)  # fmt: skip
+def test_visit_scopes_are_a_short_list_of_known_scopes(scopes, ok):
+    fields = dict(ENVELOPE, event="start", consent="viewer", scopes=scopes)
+    if ok:
+        assert wire.message("visit", **fields)["scopes"] == scopes
+    else:
+        with pytest.raises(wire.WireError):
+            wire.message("visit", **fields)
+
+
+def test_every_signal_type_belongs_to_a_consent_scope():
+    assert set(wire.SCOPE_OF) == set(wire.VISIT_TYPES) - {"visit"}
+    assert set(wire.SCOPE_OF.values()) <= set(wire.SCOPES)
 
 
 def test_round_trip_through_topic_and_payload():
-    msg = wire.message("face", **face())
+    msg = wire.message("attention", **attention())
     topic = TOPICS.for_message(msg)
-    assert topic == "onlooker/v1/agents/kiosk-1/visits/a1b2c3d4e5f60718/face"
+    assert topic == "onlooker/v1/agents/kiosk-1/visits/a1b2c3d4e5f60718/attention"
     info = TOPICS.parse(topic)
     assert wire.decode(info, wire.encode(msg)) == msg
 
 
 def test_decode_refuses_a_payload_that_disagrees_with_its_topic():
-    payload = wire.encode(wire.message("face", **face()))
-    other = TOPICS.parse(TOPICS.visit("kiosk-2", "a1b2c3d4e5f60718", "face"))
-    with pytest.raises(wire.WireError, match="topic_mismatch"):
-        wire.decode(other, payload)
+    payload = wire.encode(wire.message("attention", **attention()))
+    for other in (
+        TOPICS.visit("kiosk-2", "a1b2c3d4e5f60718", "attention"),
+        TOPICS.visit("kiosk-1", "a1b2c3d4e5f60718", "expression"),
+        TOPICS.visit("kiosk-1", "ffffffffffffffff", "attention"),
+    ):
+        with pytest.raises(wire.WireError, match="topic_mismatch"):
+            wire.decode(TOPICS.parse(other), payload)
 
 
 def test_decode_refuses_oversized_and_malformed_payloads():

@@ -112,21 +112,24 @@
     card.classList.toggle("is-ended", !visit.active);
     setField(card, "visit", visit.visit);
     setField(card, "agent", visit.agent);
-    setField(card, "consent", visit.consent || "unknown");
+    const scopes = visit.scopes && visit.scopes.length ? " (" + visit.scopes.join(", ") + ")" : "";
+    setField(card, "consent", (visit.consent || "unknown") + scopes);
     setField(card, "started", clock(visit.started));
     // Not active and never ended: the screen vanished mid-visit (crash, unplugged, timeout).
     const phase = visit.active ? "active" : visit.ended === null ? "interrupted" : "ended";
     const badge = setField(card, "active", phase);
     badge.className = "badge " + phase;
-    const face = visit.face || {};
-    const seen = visit.face !== null && visit.face !== undefined;
-    setField(card, "present", seen ? (face.present ? "yes" : "no") : missing);
-    setField(card, "faces", seen ? String(face.faces) : missing);
-    setField(card, "expression", face.expression || missing);
-    setField(card, "expression_score", number(face.expression_score, 2));
-    setField(card, "yaw", degrees(face.yaw));
-    setField(card, "pitch", degrees(face.pitch));
-    setField(card, "roll", degrees(face.roll));
+    // Each signal arrives only if the viewer consented to its scope; absent means "not shared".
+    const attention = visit.attention || {};
+    const seen = visit.attention !== null && visit.attention !== undefined;
+    setField(card, "present", seen ? (attention.present ? "yes" : "no") : missing);
+    setField(card, "faces", seen ? String(attention.faces) : missing);
+    setField(card, "yaw", degrees(attention.yaw));
+    setField(card, "pitch", degrees(attention.pitch));
+    setField(card, "roll", degrees(attention.roll));
+    const expression = visit.expression || {};
+    setField(card, "expression", expression.label || missing);
+    setField(card, "expression_score", number(expression.score, 2));
   }
 
   // --- stream -------------------------------------------------------------------------------

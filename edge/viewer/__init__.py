@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from flask import Flask, jsonify, render_template, request
 from werkzeug.serving import make_server
 
+from broker import wire
+
 if TYPE_CHECKING:
     from ..agent import Agent
 
@@ -40,9 +42,16 @@ def create_viewer_app(agent: Agent) -> Flask:
     def consent():
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("consent"), bool):
-            return jsonify(error='send {"consent": true} or {"consent": false}'), 400
+            usage = 'send {"consent": true, "scopes": [...]} or {"consent": false}'
+            return jsonify(error=usage), 400
         if body["consent"]:
-            agent.give_consent()
+            scopes = body.get("scopes", list(wire.SCOPES))
+            if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+                return jsonify(error=f"scopes must be a list drawn from {list(wire.SCOPES)}"), 400
+            try:
+                agent.give_consent(scopes)
+            except ValueError as exc:
+                return jsonify(error=str(exc)), 400
         else:
             agent.withdraw_consent()
         return jsonify(agent.status())
