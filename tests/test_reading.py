@@ -1,0 +1,300 @@
+"""Reading pace: the page-turn timer on constructed page turns, the gaze estimator on
+constructed gaze traces, and their fusion."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge.reading import (
+    PRIOR_WPM,
+    GazeReadingEstimator,
+    GazeSummary,
+    LogEwmaPace,
+    PageReading,
+    PageTurnPace,
+    RunningMedianPace,
+    fuse,
+    make_pace_adapter,
+    weighted_median,
+)
+
+# --- page turns ---------------------------------------------------------------------------------
+
+
+def median_pace() -> PageTurnPace:
+    return PageTurnPace(adapter=RunningMedianPace())
+
+
+def test_one_page_gives_words_per_minute():
+    pace = median_pace()
+    pace.page_shown("p1", 250, t=100.0)
+    page = pace.page_left(160.0)
+    assert page == PageReading("p1", 250, 60.0, 0.0, 250.0, False, False, False, False)
+    # The prior (238) and one page (250): the median of two is their mean.
+    assert pace.personal_wpm == 244.0
+
+
+def test_pace_starts_at_the_population_prior():
+    assert median_pace().personal_wpm == PRIOR_WPM == 238.0
+    assert PageTurnPace().personal_wpm == pytest.approx(238.0)
+    assert PageTurnPace().time_left(238) == pytest.approx(60.0)
+
+
+def test_time_left_is_exact_for_a_known_pace():
+    pace = median_pace()
+    for i, t in enumerate((0.0, 60.0)):
+        pace.page_shown(f"p{i}", 250, t)
+        pace.page_left(t + 60.0)
+    assert pace.personal_wpm == 250.0  # median of 238, 250, 250
+    assert pace.time_left(500) == 120.0
+    assert pace.time_left(0) == 0.0
+
+
+def test_a_two_second_page_is_a_skim_and_left_out_of_the_pace():
+    pace = median_pace()
+    pace.page_shown("p1", 250, 0.0)
+    pace.page_shown("p2", 250, 60.0)  # showing the next page closes p1
+    skim = pace.page_left(62.0)
+    assert skim.seconds == 2.0 and skim.wpm == 7500.0
+    assert skim.skim and not skim.dwell and not skim.counts_towards_pace
+    assert pace.personal_wpm == 244.0  # unchanged by the skim
+    assert pace.skims == 1
+
+
+def test_a_fast_but_long_page_is_a_skim_above_900_wpm():
+    pace = median_pace()
+    pace.page_shown("p1", 1000, 0.0)
+    page = pace.page_left(60.0)
+    assert page.seconds == 60.0 and page.wpm == 1000.0 and page.skim
+    assert pace.personal_wpm == 238.0
+
+
+def test_a_long_dwell_is_flagged_and_left_out():
+    pace = median_pace()
+    pace.page_shown("p1", 250, 0.0)
+    pace.page_left(60.0)
+    # Dwell reference: median of the prior and first visits = 244 wpm; 244 / 2.5 = 97.6.
+    assert pace.dwell_reference_wpm == 244.0
+    pace.page_shown("p2", 100, 60.0)
+    dwell = pace.page_left(180.0)
+    assert dwell.wpm == 50.0 and dwell.dwell and not dwell.skim
+    assert pace.personal_wpm == 244.0
+    assert pace.dwells == 1
+
+
+def test_a_slow_reader_is_not_flagged_as_dwelling_on_every_page():
+    pace = median_pace()
+    for i in range(4):
+        pace.page_shown(f"p{i}", 100, 60.0 * i)
+        page = pace.page_left(60.0 * (i + 1))
+        assert page.wpm == 100.0
+        assert not page.dwell  # 100 > median(238, 100, ...) / 2.5
+    assert pace.personal_wpm == 100.0
+
+
+def test_away_time_is_subtracted():
+    pace = median_pace()
+    pace.page_shown("p1", 300, 0.0)
+    pace.away(30.0)
+    page = pace.page_left(90.0)
+    assert (page.seconds, page.away_s, page.wpm) == (60.0, 30.0, 300.0)
+
+
+def test_away_started_and_ended_are_subtracted_and_an_open_away_ends_with_the_page():
+    pace = median_pace()
+    pace.page_shown("p1", 300, 0.0)
+    pace.away_started(10.0)
+    pace.away_ended(25.0)
+    pace.away_started(75.0)
+    page = pace.page_left(105.0)  # away from 75 s until the page went
+    assert (page.seconds, page.away_s, page.wpm) == (60.0, 45.0, 300.0)
+
+
+def test_back_turns_and_revisits_are_counted_and_revisits_leave_the_pace_alone():
+    pace = median_pace()
+    for item, t in (("a", 0.0), ("b", 60.0), ("a", 120.0), ("b", 180.0)):
+        pace.page_shown(item, 250, t)
+    pace.page_left(240.0)
+    a1, b1, a2, b2 = pace.pages
+    assert not a1.revisit and not b1.revisit
+    assert a2.revisit and a2.back_turn
+    assert b2.revisit and not b2.back_turn
+    assert (pace.back_turns, pace.revisits) == (1, 2)
+    assert pace.personal_wpm == 250.0  # median of 238, 250, 250: re-visits not counted
+
+
+def test_a_page_of_weight_zero_is_recorded_but_does_not_move_the_pace():
+    pace = median_pace()
+    pace.page_shown("p1", 500, 0.0)
+    page = pace.page_left(60.0, weight=0.0)
+    assert page.wpm == 500.0 and not page.counts_towards_pace
+    assert pace.personal_wpm == 238.0
+
+
+def test_page_left_without_a_page_is_an_error():
+    with pytest.raises(ValueError):
+        median_pace().page_left(1.0)
+
+
+def test_log_ewma_pace_is_exact():
+    ewma = LogEwmaPace(prior_wpm=238.0, prior_pages=1.0, forgetting=0.9)
+    assert ewma.observe(250.0)
+    weight = 0.9 * 1.0 + 1.0
+    expected = math.exp(math.log(238.0) + (math.log(250.0) - math.log(238.0)) / weight)
+    assert ewma.wpm == pytest.approx(expected, rel=1e-12)
+
+
+def test_log_ewma_rejects_outliers_until_the_pace_really_changed():
+    ewma = LogEwmaPace(prior_wpm=200.0, reject_ratio=3.0, accept_after=3)
+    assert not ewma.observe(700.0)  # 3.5 times the pace
+    assert not ewma.observe(700.0)
+    assert ewma.wpm == pytest.approx(200.0)
+    assert ewma.observe(700.0)  # the third in a row on the same side is taken
+    assert ewma.wpm > 300.0
+    assert not ewma.observe(0.0) and not ewma.observe(math.inf)
+
+
+def test_running_median_window_and_weights():
+    median = RunningMedianPace(prior_wpm=238.0, window=3)
+    for wpm in (100.0, 200.0, 300.0):
+        median.observe(wpm)
+    assert median.wpm == 200.0  # the prior has left the window
+    assert weighted_median([100.0, 200.0, 300.0], [1.0, 1.0, 5.0]) == 300.0
+    assert weighted_median([100.0, 200.0], [1.0, 1.0]) == 150.0
+
+
+def test_pace_adapters_by_key():
+    assert isinstance(make_pace_adapter("ewma"), LogEwmaPace)
+    assert isinstance(make_pace_adapter("median"), RunningMedianPace)
+    with pytest.raises(ValueError, match="ewma"):
+        make_pace_adapter("mean")
+
+
+# --- gaze ---------------------------------------------------------------------------------------
+
+
+def reading_trace(
+    lines: int, line_s: float = 3.0, hz: float = 30.0, noise: float = 0.0, seed: int = 0
+):
+    """Samples of a reader: 12 fixations rightwards along each line, then a return sweep."""
+    rng = np.random.default_rng(seed)
+    t, out = 0.0, []
+    for _ in range(lines):
+        start = t
+        while t < start + line_s:
+            fixation = min(11, int((t - start) / line_s * 12))
+            x = 0.05 + 0.9 * fixation / 11
+            out.append((t, x + (rng.normal(0.0, noise) if noise else 0.0)))
+            t += 1.0 / hz
+    return out
+
+
+@pytest.mark.parametrize("lines", [1, 2, 5, 10])
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+def test_n_lines_read_are_counted(lines, noise):
+    gaze = GazeReadingEstimator(words_per_line=12, page_lines=10)
+    for t, x in reading_trace(lines, noise=noise):
+        gaze.update(t, x)
+    assert gaze.reading
+    assert gaze.lines_read == lines
+    assert gaze.return_sweeps == lines - 1
+    assert gaze.progress == lines / 10
+    # 12 words per 3-s line = 240 wpm; the reading time misses a fraction of the last frame.
+    assert gaze.wpm == pytest.approx(240.0, rel=0.1)
+    assert not gaze.skimming
+
+
+def test_random_fixations_around_the_page_are_not_reading():
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        gaze = GazeReadingEstimator(words_per_line=12, page_lines=10)
+        t = 0.0
+        for _ in range(240):  # 64 s of 267-ms fixations anywhere on the line
+            x = rng.uniform(0.0, 1.0)
+            for _ in range(8):
+                gaze.update(t, x + rng.normal(0.0, 0.02))
+                t += 1.0 / 30
+        summary = gaze.summary()
+        assert not gaze.reading
+        assert summary.reading_fraction < 0.25
+        assert summary.skimming
+        assert summary.lines_read <= 7  # 64 s of reading would be about 21 lines
+
+
+def test_no_samples_or_only_dropouts_are_not_reading():
+    gaze = GazeReadingEstimator(words_per_line=12, page_lines=10)
+    empty = gaze.summary()
+    assert (empty.lines_read, empty.reading_s, empty.wpm, empty.skimming) == (0, 0.0, None, False)
+    for i in range(300):
+        assert not gaze.update(i / 30, None)
+    summary = gaze.summary()
+    assert summary.lines_read == 0 and summary.observed_s == 0.0 and summary.wpm is None
+    assert summary.elapsed_s == pytest.approx(299 / 30)
+
+
+def test_dropouts_during_reading_keep_the_line_count():
+    gaze = GazeReadingEstimator(words_per_line=12)
+    for i, (t, x) in enumerate(reading_trace(6, noise=0.02)):
+        gaze.update(t, None if i % 10 in (3, 4) else x)  # 20 % of samples lost
+    assert gaze.lines_read == 6
+
+
+def test_memory_per_page_stays_bounded():
+    gaze = GazeReadingEstimator(words_per_line=12)
+    for t, x in reading_trace(200, noise=0.02):  # ten minutes at 30 Hz
+        gaze.update(t, x)
+    assert gaze.lines_read == 200
+    windows = (gaze._smooth, gaze._lagged, gaze._window_max)
+    assert max(len(w) for w in windows) < 30
+
+
+def test_reset_page_starts_over():
+    gaze = GazeReadingEstimator(words_per_line=12)
+    for t, x in reading_trace(3):
+        gaze.update(t, x)
+    gaze.reset_page(words_per_line=10, page_lines=20)
+    assert (gaze.lines_read, gaze.reading, gaze.words_per_line) == (0, False, 10)
+
+
+# --- fusion -------------------------------------------------------------------------------------
+
+
+def gaze_summary(lines_read: int, page_lines: int = 8, observed_s: float = 30.0) -> GazeSummary:
+    return GazeSummary(
+        lines_read=lines_read,
+        return_sweeps=max(0, lines_read - 1),
+        reading_s=observed_s,
+        observed_s=observed_s,
+        elapsed_s=observed_s,
+        wpm=240.0,
+        skimming=False,
+        page_lines=page_lines,
+    )
+
+
+def test_fuse_lowers_the_weight_of_a_barely_read_page_and_gives_progress():
+    page = PageReading("p1", 200, 60.0, 0.0, 200.0, False, False, False, False)
+    fused = fuse(page, gaze_summary(2))
+    assert (fused.weight, fused.progress, fused.words_left) == (0.25, 0.25, 150.0)
+    full = fuse(page, gaze_summary(11))
+    assert (full.weight, full.progress, full.words_left) == (1.0, 1.0, 0.0)
+
+
+def test_fuse_without_gaze_keeps_full_weight():
+    page = PageReading("p1", 200, 60.0, 0.0, 200.0, False, False, False, False)
+    assert fuse(page, None).weight == 1.0
+    assert fuse(page, gaze_summary(1, observed_s=2.0)).weight == 1.0  # too little gaze
+    on_screen = fuse(None, gaze_summary(4), words=160)
+    assert (on_screen.progress, on_screen.words_left) == (0.5, 80.0)
+
+
+def test_fused_weight_feeds_the_pace():
+    pace = PageTurnPace(adapter=RunningMedianPace())
+    pace.page_shown("p1", 250, 0.0)
+    pace.page_left(60.0, weight=fuse(None, gaze_summary(6, page_lines=8)).weight)
+    # Weighted median of the prior (weight 1) and 250 wpm (weight 0.75): the prior wins.
+    assert pace.personal_wpm == 238.0
+    assert pace.pages[0].weight == 0.75
