@@ -258,3 +258,23 @@ def test_bench_compares_backends_on_the_same_frames(sample):
     assert "blendshapes" in text and "fer-cnn" in text and "agreement" in text
     with pytest.raises(ValueError, match="known expression models"):
         bench.run_bench(["no-such-model"], str(sample("WolfgangLanger_Pexels.mp4")), 1)
+
+
+# --- the documentation ---------------------------------------------------------------------
+
+
+def test_the_weight_table_in_the_docs_matches_the_code():
+    from edge.models.blendshapes import ACTION_UNITS, EMOTION_WEIGHTS
+
+    doc = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
+    rows = set()
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].startswith("`"):
+            rows.add((cells[0], cells[1].strip("`"), cells[2], float(cells[3].replace("−", "-"))))
+    code = {
+        (emotion, w.feature, ACTION_UNITS[w.feature], round(w.weight, 2))
+        for emotion, row in EMOTION_WEIGHTS.items()
+        for w in row
+    }
+    assert rows == code
