@@ -241,6 +241,7 @@ class ExpressionTracker:
     def update(self, t_s: float, estimate: EmotionEstimate | None) -> EmotionEstimate | None:
         """Feed one frame's raw estimate (None: no face); return the smoothed, explained one."""
         if estimate is None:
+            self.current = None  # nothing stale is published while no face is seen
             return None
         if self._t0 is None:
             self._t0 = t_s

@@ -232,6 +232,8 @@ def test_scores_are_published_at_a_bounded_rate():
         tracker.update(i / 30, synthetic(joy=0.5))
         published += tracker.should_publish(i / 30)
     assert published == 6
+    tracker.update(3.5, None)  # the face is gone: nothing stale goes out
+    assert not tracker.should_publish(3.5)
     with pytest.raises(ValueError, match="publish_hz"):
         ExpressionTracker(publish_hz=30)
 
