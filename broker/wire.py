@@ -10,7 +10,7 @@ Topic layout (``<prefix>`` defaults to ``onlooker/v1``)::
     <prefix>/agents/<agent>/available            retained  "online" | "offline" (last will)
     <prefix>/agents/<agent>/heartbeat                      JSON  type "heartbeat"
     <prefix>/agents/<agent>/visits/<visit>/<type>          JSON  a visit-scoped type
-                                                           (visit, attention, expression)
+                                                           (visit, attention, expression, purge)
 
 Each visit-scoped signal type belongs to one consent scope (`SCOPE_OF`): a message is
 published only when its visit's viewer consented to that scope.
@@ -40,6 +40,7 @@ EXPRESSIONS = ("neutral", "joy", "surprise", "anger", "sadness", "fear", "disgus
 SCOPES = ("expression", "attention", "reading")
 """What a viewer can consent to, one by one."""
 CONSENT_KINDS = ("viewer", "recorded-source")
+PURGE_REASONS = ("forget", "withdrawn")
 VISIT_EVENTS = ("start", "end")
 SOURCE_KINDS = ("camera", "video", "images")
 
@@ -254,10 +255,15 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
         "label": Text(16, EXPRESSIONS),
         "score": Num(0.0, 1.0),
     },
+    # A command, not a signal: delete the visit and everything derived from it, everywhere.
+    "purge": {
+        "visit": Text(32),
+        "reason": Text(16, PURGE_REASONS),
+    },
 }
-VISIT_TYPES = ("visit", "attention", "expression")
+VISIT_TYPES = ("visit", "attention", "expression", "purge")
 SCOPE_OF = {"attention": "attention", "expression": "expression"}
-"""The consent scope each visit-scoped signal type needs (`visit` itself needs none)."""
+"""The consent scope each visit-scoped signal type needs (`visit` and `purge` need none)."""
 
 
 def _validate(message: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from flask import Flask, Response
 from broker import wire
 from dashboard import api, page
 from dashboard.mqtt import MqttSubscriber
-from dashboard.state import MAX_VISITS, DashboardState
+from dashboard.state import CROWD_K, MAX_VISITS, RETENTION_S, DashboardState
 
 DEFAULTS: dict[str, Any] = {
     "BROKER_URL": "mqtt://127.0.0.1:1883",
@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "MQTT_AUTOSTART": True,  # connect the subscriber inside create_app
     "MQTT_CLIENT_ID": None,  # None: a fresh random id per app
     "MAX_VISITS": MAX_VISITS,
+    "RETENTION_S": RETENTION_S,  # a finished visit is deleted this long after it ends (0: at once)
+    "CROWD_K": CROWD_K,  # crowd figures only when at least this many visits are behind them
     "SSE_KEEPALIVE_S": 15.0,  # comment line this often, so proxies keep the stream open
     "SSE_POLL_S": 1.0,  # how often a stream wakes to notice timeouts and shutdown
     "SSE_MAX_S": 600.0,  # streams end after this; EventSource reconnects with a fresh snapshot
@@ -44,6 +46,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         heartbeat_timeout_s=float(app.config["HEARTBEAT_TIMEOUT_S"]),
         clock=app.config["CLOCK"],
         max_visits=int(app.config["MAX_VISITS"]),
+        retention_s=float(app.config["RETENTION_S"]),
+        crowd_k=int(app.config["CROWD_K"]),
     )
     app.extensions["onlooker_streams_stop"] = threading.Event()
 

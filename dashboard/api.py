@@ -46,6 +46,12 @@ def visit(visit_id: str) -> Response | tuple[Response, int]:
     return jsonify(visit=found)
 
 
+@bp.get("/api/crowd")
+def crowd() -> Response:
+    """Figures across visits; each is withheld ("not enough visits") below k visits."""
+    return jsonify(_state().crowd())
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     """``ok`` while the subscriber is connected and subscribed, else ``degraded``."""

@@ -152,6 +152,9 @@ class MqttSubscriber:
         """Validate one message and apply it; raises `WireError` on anything off-contract."""
         assert self.state is not None
         info = self.topics.parse(topic)
+        if not payload and info.kind != "available":
+            self.state.count_cleared()  # a purge clearing retained messages: nothing to apply
+            return
         if info.kind == "available":
             self.state.apply(info, wire.decode_availability(payload))
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +19,11 @@ SIGNAL_TYPES = tuple(SCOPE_OF)
 _ENVELOPE = ("v", "type", "agent", "seq", "visit")
 MAX_VISITS = 500
 """Oldest visits are forgotten beyond this many, so a kiosk running for weeks stays small."""
+RETENTION_S = 600.0
+"""A finished visit is deleted this long after its last message (0: as soon as it ends)."""
+CROWD_K = 5
+"""Crowd figures are shown only when at least this many visits are behind them."""
+_PURGED_MEMORY = 10_000  # purged ids remembered, so a late message cannot bring one back
 _CHANGE_LOG = 1024
 
 
@@ -48,6 +53,10 @@ class Visit:
     ended: float | None = None
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: int = 0
+    last_at: float = 0.0  # dashboard clock at the last message, for retention
+    expressions: Counter = field(default_factory=Counter)  # label -> messages
+    attention_seen: int = 0  # attention messages
+    attention_present: int = 0  # … of which with a face present
 
     def to_json(self, agent_gone: bool = False) -> dict[str, Any]:
         return {
@@ -67,6 +76,14 @@ def _copy(signal: dict[str, Any] | None) -> dict[str, Any] | None:
     return dict(signal) if signal is not None else None
 
 
+def _percentile(ordered: list[float], q: float) -> float:
+    """Linear-interpolated percentile of an ascending list, rounded to 2 decimals."""
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 2)
+
+
 @dataclass(frozen=True)
 class Changes:
     """What changed since a version: `events` are (kind, entity JSON); `resync` means start over."""
@@ -84,12 +101,19 @@ class DashboardState:
         heartbeat_timeout_s: float = 10.0,
         clock: Clock | None = None,
         max_visits: int = MAX_VISITS,
+        retention_s: float = RETENTION_S,
+        crowd_k: int = CROWD_K,
     ):
         if heartbeat_timeout_s <= 0:
             raise ValueError("heartbeat_timeout_s must be positive")
         self.heartbeat_timeout_s = float(heartbeat_timeout_s)
         self.clock: Clock = clock or time.time
         self.max_visits = max_visits
+        if retention_s < 0 or crowd_k < 1:
+            raise ValueError("retention_s must be ≥ 0 and crowd_k ≥ 1")
+        self.retention_s = float(retention_s)
+        self.crowd_k = int(crowd_k)
+        self._purged: OrderedDict[str, None] = OrderedDict()
         self._cond = threading.Condition()
         self._agents: dict[str, Agent] = {}
         self._visits: dict[str, Visit] = {}
@@ -106,6 +130,11 @@ class DashboardState:
         """Count one message that arrived on a subscribed topic, valid or not."""
         with self._cond:
             self._received += 1
+
+    def count_cleared(self) -> None:
+        """Count an empty retained payload: a publisher clearing a retained message."""
+        with self._cond:
+            self._accepted["cleared"] = self._accepted.get("cleared", 0) + 1
 
     def count_rejected(self, reason: str) -> None:
         """Count one dropped message under `reason` (a `WireError.reason` or our own key)."""
@@ -130,6 +159,8 @@ class DashboardState:
                 self._apply_availability(info.agent, str(message))
             elif info.kind == "heartbeat" and isinstance(message, dict):
                 self._apply_heartbeat(message)
+            elif info.kind == "purge" and isinstance(message, dict):
+                self._apply_purge(message)
             elif info.kind in VISIT_TYPES and isinstance(message, dict):
                 self._apply_visit_message(info.kind, message)
             else:
@@ -158,8 +189,24 @@ class DashboardState:
         agent.last_heartbeat = agent.live_at = agent.last_seen
         self._agent_changed(agent)
 
+    def _apply_purge(self, message: dict[str, Any]) -> None:
+        visit = self._visits.get(message["visit"])
+        if visit is not None and visit.agent != message["agent"]:
+            raise WireError("visit_agent_mismatch", f"{message['agent']} may not purge that visit")
+        self._delete_visit(message["visit"])
+
+    def _delete_visit(self, visit_id: str) -> None:
+        """Forget a visit and everything derived from it; late messages cannot revive it."""
+        self._purged[visit_id] = None
+        while len(self._purged) > _PURGED_MEMORY:
+            self._purged.popitem(last=False)
+        if self._visits.pop(visit_id, None) is not None:
+            self._changed("purge", visit_id)
+
     def _apply_visit_message(self, kind: str, message: dict[str, Any]) -> None:
         visit_id, agent_id = message["visit"], message["agent"]
+        if visit_id in self._purged:
+            raise WireError("purged_visit", f"visit {visit_id} was purged")
         visit = self._visits.get(visit_id)
         if visit is not None and visit.agent != agent_id:
             # Pseudonyms are random; the same one from another agent is a spoof or a bug.
@@ -179,6 +226,7 @@ class DashboardState:
             visit = self._visits[visit_id] = Visit(visit_id, agent_id, self._order)
             self._forget_oldest_visits()
         visit.messages += 1
+        visit.last_at = self.clock()
         if kind == "visit":
             visit.consent = message["consent"]
             visit.scopes = list(message["scopes"])
@@ -189,6 +237,11 @@ class DashboardState:
                 visit.ended = message["ts"]
         else:
             visit.signals[kind] = {k: v for k, v in message.items() if k not in _ENVELOPE}
+            if kind == "expression":
+                visit.expressions[message["label"]] += 1
+            elif kind == "attention":
+                visit.attention_seen += 1
+                visit.attention_present += bool(message["present"])
         self._changed("visit", visit_id)
         if not known_agent:
             self._agent_changed(agent)
@@ -239,11 +292,13 @@ class DashboardState:
     def visits(self) -> list[dict[str, Any]]:
         """All remembered visits, newest (first seen last) first."""
         with self._cond:
+            self._sweep()
             ordered = sorted(self._visits.values(), key=lambda v: v.order, reverse=True)
             return [self._visit_json(v) for v in ordered]
 
     def visit(self, visit_id: str) -> dict[str, Any] | None:
         with self._cond:
+            self._sweep()
             visit = self._visits.get(visit_id)
             return self._visit_json(visit) if visit is not None else None
 
@@ -271,10 +326,51 @@ class DashboardState:
                     self._changed("visit", visit.visit)
 
     def _sweep(self) -> None:
-        """Turn heartbeat timeouts into changes, since no message announces them."""
+        """Turn heartbeat timeouts and retention expiry into changes (no message says them)."""
         for agent in self._agents.values():
             if self._online(agent) != agent.announced_online:
                 self._agent_changed(agent)
+        now = self.clock()
+        expired = [
+            v.visit
+            for v in self._visits.values()
+            if (v.ended is not None or self._gone(v.agent)) and now - v.last_at >= self.retention_s
+        ]
+        for visit_id in expired:
+            self._delete_visit(visit_id)
+
+    def crowd(self) -> dict[str, Any]:
+        """Figures across visits, each shown only when at least `crowd_k` visits are behind it."""
+        with self._cond:
+            self._sweep()
+            visits = list(self._visits.values())
+            with_expression = [v for v in visits if v.expressions]
+            with_attention = [v for v in visits if v.attention_seen]
+            dominant = Counter(v.expressions.most_common(1)[0][0] for v in with_expression)
+            present = sorted(v.attention_present / v.attention_seen for v in with_attention)
+            return {
+                "k": self.crowd_k,
+                "visits": len(visits),
+                "expressions": self._figure(
+                    len(with_expression),
+                    lambda: {
+                        label: round(n / len(with_expression), 2) for label, n in dominant.items()
+                    },
+                ),
+                "present_share": self._figure(
+                    len(with_attention),
+                    lambda: {
+                        "p25": _percentile(present, 25),
+                        "median": _percentile(present, 50),
+                        "p75": _percentile(present, 75),
+                    },
+                ),
+            }
+
+    def _figure(self, behind: int, compute: Callable[[], Any]) -> dict[str, Any]:
+        if behind < self.crowd_k:
+            return {"visits": behind, "value": None, "withheld": "not enough visits"}
+        return {"visits": behind, "value": compute(), "withheld": None}
 
     @property
     def version(self) -> int:
@@ -301,6 +397,9 @@ class DashboardState:
             for kind, key in latest:
                 if kind == "agent":
                     events.append((kind, self._agent_json(self._agents[key])))
+                elif kind == "purge":
+                    if key not in self._visits:
+                        events.append((kind, {"visit": key}))
                 elif key in self._visits:
                     events.append((kind, self._visit_json(self._visits[key])))
             return Changes(self._version, events)

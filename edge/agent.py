@@ -42,6 +42,13 @@ class AgentConfig:
     leave_after_s: float = field(
         default=3.0, metadata={"help": "a visit ends after the face is gone this long"}
     )
+    max_visit_s: float = field(
+        default=900.0, metadata={"help": "a visit ends after this long, whatever happens"}
+    )
+    retention_s: float = field(
+        default=600.0,
+        metadata={"help": "how long a finished visit is kept (0 = deleted when it ends)"},
+    )
     duration_s: float | None = field(default=None, metadata={"help": "stop after this long"})
 
     def __post_init__(self) -> None:
@@ -57,6 +64,8 @@ class AgentConfig:
             raise ValueError("max_rate_hz must be in (0, 5]: signals are published at ≤ 5 Hz")
         if self.heartbeat_s <= 0 or self.leave_after_s < 0:
             raise ValueError("heartbeat_s must be > 0 and leave_after_s ≥ 0")
+        if self.max_visit_s <= 0 or self.retention_s < 0:
+            raise ValueError("max_visit_s must be > 0 and retention_s ≥ 0")
 
 
 @dataclass
@@ -66,8 +75,21 @@ class Visit:
     id: str
     consent: str
     scopes: tuple[str, ...]
+    started_ms: int
     last_seen_ms: int
+    started_at: float = field(default_factory=time.monotonic)
     last_sent: float = 0.0
+
+
+@dataclass
+class PastVisit:
+    """A finished visit, remembered on the device only to show the viewer what was learned."""
+
+    id: str
+    reason: str  # left | withdrawn | forget | max_duration | consent_changed | stopped
+    duration_s: float
+    ended_at: float = field(default_factory=time.monotonic)
+    forgotten: bool = False
 
 
 def new_pseudonym() -> str:
@@ -98,6 +120,7 @@ class Agent:
             tuple(config.scopes) if config.consent == "recorded-source" else ()
         )
         self.visit: Visit | None = None
+        self.last_visit: PastVisit | None = None
         self.visits_started = 0
         self.frames = 0
         self.fps = 0.0
@@ -119,14 +142,69 @@ class Agent:
             raise ValueError(f"consent needs one or more of {wire.SCOPES}, not {unknown}")
         with self._lock:
             if self.visit is not None and self.visit.scopes != chosen:
-                self._end_visit_locked()  # a changed choice is a new visit, under a new name
+                # A changed choice is a new visit, under a new name.
+                self._end_visit_locked("consent_changed")
             self._scopes = chosen
 
     def withdraw_consent(self) -> None:
-        """The viewer said stop: end the visit now and publish nothing more about them."""
+        """The viewer said stop: publish nothing more, end the visit and purge it everywhere."""
         with self._lock:
             self._scopes = ()
-            self._end_visit_locked()
+            if self.visit is not None:
+                self._end_visit_locked("withdrawn")
+                self._purge_locked("withdrawn")
+
+    def forget(self) -> bool:
+        """ "Forget me": end the visit if it runs and purge it everywhere; False if none."""
+        with self._lock:
+            if self.visit is not None:
+                if self.config.consent == "viewer":
+                    self._scopes = ()
+                self._end_visit_locked("forget")
+            if self.last_visit is None or self.last_visit.forgotten:
+                return False
+            self._purge_locked("forget")
+            return True
+
+    def _purge_locked(self, reason: str) -> None:
+        past = self.last_visit
+        if past is not None and not past.forgotten:
+            self.publisher.purge(past.id, reason)
+            past.forgotten = True
+
+    def _expire_locked(self) -> None:
+        """Past the retention period the device forgets what it published about a visit."""
+        past = self.last_visit
+        if past is not None and time.monotonic() - past.ended_at >= self.config.retention_s:
+            self.publisher.forget_ledger(past.id)
+            self.last_visit = None
+
+    def learned(self) -> dict | None:
+        """What left the device about the current or last visit: counts and exact payloads."""
+        with self._lock:
+            self._expire_locked()
+            visit_id = self.visit.id if self.visit else self.last_visit and self.last_visit.id
+            if visit_id is None:
+                return None
+            ledger = self.publisher.ledgers.get(visit_id)
+            past = self.last_visit if self.visit is None else None
+            return {
+                "visit": visit_id,
+                "active": self.visit is not None,
+                "ended_reason": past.reason if past else None,
+                "duration_s": round(
+                    past.duration_s if past else time.monotonic() - self.visit.started_at, 1
+                ),
+                "forgotten": bool(past and past.forgotten),
+                "kept_for_s": (
+                    round(max(0.0, self.config.retention_s - (time.monotonic() - past.ended_at)))
+                    if past and not past.forgotten
+                    else None
+                ),
+                "messages": dict(ledger.counts) if ledger else {},
+                "expressions": dict(ledger.labels) if ledger else {},
+                "last": dict(ledger.last) if ledger else {},
+            }
 
     def status(self) -> dict:
         """What the viewer page shows: consent, whether the screen is watching, presence."""
@@ -136,6 +214,7 @@ class Agent:
                 "consent_kind": self.config.consent,
                 "consented": bool(self._scopes),
                 "scopes": list(self._scopes),
+                "retention_s": self.config.retention_s,
                 "watching": self.visit is not None,
                 "visit": self.visit.id if self.visit else None,
                 "face_present": self.last_signals.present,
@@ -174,13 +253,14 @@ class Agent:
         finally:
             self._stop.set()
             with self._lock:
-                self._end_visit_locked()
+                self._end_visit_locked("stopped")
             heartbeat.join(timeout=self.config.heartbeat_s + 1)
             self.publisher.stop()
 
     def _on_signals(self, signals: FaceSignals, t_ms: int, now: float) -> None:
         with self._lock:
             self.last_signals = signals
+            self._expire_locked()
             visit = self.visit
             if visit is None:
                 if not (self._scopes and signals.present):
@@ -189,7 +269,10 @@ class Agent:
             if signals.present:
                 visit.last_seen_ms = t_ms
             elif t_ms - visit.last_seen_ms > self.config.leave_after_s * 1000:
-                self._end_visit_locked()
+                self._end_visit_locked("left")
+                return
+            if t_ms - visit.started_ms > self.config.max_visit_s * 1000:
+                self._end_visit_locked("max_duration")
                 return
             if now - visit.last_sent < 1.0 / self.config.max_rate_hz:
                 return
@@ -214,7 +297,11 @@ class Agent:
                 )
 
     def _start_visit_locked(self, t_ms: int) -> Visit:
-        self.visit = Visit(new_pseudonym(), self.config.consent, self._scopes, t_ms)
+        if self.last_visit is not None:
+            # One visit at a time is remembered on the device; the previous one goes now.
+            self.publisher.forget_ledger(self.last_visit.id)
+            self.last_visit = None
+        self.visit = Visit(new_pseudonym(), self.config.consent, self._scopes, t_ms, t_ms)
         self.visits_started += 1
         logger.info(
             "visit %s started (%s consent to %s)",
@@ -226,14 +313,15 @@ class Agent:
         )  # fmt: skip
         return self.visit
 
-    def _end_visit_locked(self) -> None:
+    def _end_visit_locked(self, reason: str) -> None:
         visit, self.visit = self.visit, None
         if visit is None:
             return
-        logger.info("visit %s ended", visit.id)
+        logger.info("visit %s ended (%s)", visit.id, reason)
         self.publisher.publish(
             "visit", visit=visit.id, event="end", consent=visit.consent, scopes=list(visit.scopes)
         )
+        self.last_visit = PastVisit(visit.id, reason, time.monotonic() - visit.started_at)
         if self.config.consent == "viewer":
             self._scopes = ()  # the next person in front of the screen must agree anew
 

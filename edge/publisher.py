@@ -6,6 +6,8 @@ import itertools
 import logging
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -13,6 +15,22 @@ import paho.mqtt.client as mqtt
 from broker import wire
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Ledger:
+    """What left the device about one visit: counts and the last message of each type."""
+
+    visit: str
+    counts: Counter = field(default_factory=Counter)
+    last: dict[str, dict[str, Any]] = field(default_factory=dict)
+    labels: Counter = field(default_factory=Counter)  # expression labels published
+
+    def record(self, message: dict[str, Any]) -> None:
+        self.counts[message["type"]] += 1
+        self.last[message["type"]] = message
+        if message["type"] == "expression":
+            self.labels[message["label"]] += 1
 
 
 class SignalPublisher:
@@ -32,6 +50,7 @@ class SignalPublisher:
         self.sent = 0
         self.refused = 0  # messages refused before they reached the client
         self._scopes: dict[str, frozenset[str]] = {}  # open visit -> consented scopes
+        self.ledgers: dict[str, Ledger] = {}  # visit -> what was published about it
         self._gate = threading.Lock()
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -116,8 +135,40 @@ class SignalPublisher:
             if kind == "visit":
                 if message["event"] == "start":
                     self._scopes[message["visit"]] = frozenset(message["scopes"])
+                    self.ledgers[message["visit"]] = Ledger(message["visit"])
                 else:
                     self._scopes.pop(message["visit"], None)
+            if kind in wire.VISIT_TYPES and message["visit"] in self.ledgers:
+                self.ledgers[message["visit"]].record(message)
             self.client.publish(self.topics.for_message(message), payload, qos=qos)
             self.sent += 1
             return True
+
+    def purge(self, visit: str, reason: str) -> bool:
+        """Close the visit, tell every consumer to delete it, and clear retained messages."""
+        with self._gate:
+            self._scopes.pop(visit, None)
+            self.ledgers.pop(visit, None)
+            try:
+                message = wire.message(
+                    "purge", agent=self.agent, seq=next(self._seq), ts=time.time(),
+                    visit=visit, reason=reason,
+                )  # fmt: skip
+            except wire.WireError as exc:
+                logger.error("cannot purge %s: %s", visit, exc)
+                return False
+            # Nothing of ours is retained under a visit, but a stray retained message (a
+            # buggy or hostile client) would outlive the purge: an empty retained payload
+            # deletes it from the broker.
+            for kind in wire.VISIT_TYPES:
+                if kind != "purge":
+                    self.client.publish(self.topics.visit(self.agent, visit, kind), b"", 1, True)
+            self.client.publish(self.topics.for_message(message), wire.encode(message), qos=1)
+            self.sent += 1
+            logger.info("visit %s purged (%s)", visit, reason)
+            return True
+
+    def forget_ledger(self, visit: str) -> None:
+        """Drop the local record of what was published about a visit (retention ended)."""
+        with self._gate:
+            self.ledgers.pop(visit, None)

@@ -58,6 +58,17 @@ def _agent_args(parser: argparse.ArgumentParser) -> None:
         "--no-loop", dest="loop", action="store_false", help="stop at the end of a video"
     )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    _retention_arg(parser)
+
+
+def _retention_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retention",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long a finished visit is kept before it is deleted (default 600; 0 = at once)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     _agent_args(agent)
     _broker_arg(agent)
     agent.add_argument(
+        "--max-visit", type=float, default=900.0, metavar="SECONDS",
+        help="a visit ends after this long, whatever happens (default 900)",
+    )  # fmt: skip
+    agent.add_argument(
         "--consent",
         choices=("viewer", "recorded-source"),
         help="viewer: the person agrees on the viewer page (default for a webcam); "
@@ -100,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_arg(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     dash.add_argument("--port", type=int, default=DEFAULT_DASHBOARD_PORT)
+    _retention_arg(dash)
 
     brk = sub.add_parser("broker", help="run the embedded MQTT broker alone")
     brk.add_argument("--port", type=int, default=1883, help="port on 127.0.0.1 (default 1883)")
@@ -184,6 +200,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
             broker_url=args.broker,
             consent=consent,
             duration_s=args.duration,
+            retention_s=args.retention,
+            max_visit_s=args.max_visit,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
@@ -219,11 +237,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_dashboard(broker_url: str, host: str, port: int):
+def _serve_dashboard(broker_url: str, host: str, port: int, retention_s: float):
     from dashboard import create_app
     from dashboard.server import DashboardServer
 
-    app = create_app({"BROKER_URL": broker_url})
+    if retention_s < 0:
+        raise CliError("--retention must be 0 or more seconds")
+    app = create_app({"BROKER_URL": broker_url, "RETENTION_S": retention_s})
     try:
         return DashboardServer(app, host=host, port=port).start()
     except OSError as exc:
@@ -233,7 +253,7 @@ def _serve_dashboard(broker_url: str, host: str, port: int):
 def cmd_dashboard(args: argparse.Namespace) -> int:
     if not args.broker:
         raise CliError("the dashboard needs a broker: pass --broker mqtt://host:port")
-    server = _serve_dashboard(args.broker, args.host, args.port)
+    server = _serve_dashboard(args.broker, args.host, args.port, args.retention)
     print(f"dashboard: {server.url}  (broker {args.broker}; Ctrl-C stops)", flush=True)
     _wait_for_signal()
     server.stop()
@@ -269,25 +289,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     broker_url = args.broker or broker.url
     dashboard = agent = None
     try:
-        dashboard = _serve_dashboard(broker_url, "127.0.0.1", args.dashboard_port)
+        dashboard = _serve_dashboard(broker_url, "127.0.0.1", args.dashboard_port, args.retention)
         command = [
-            sys.executable,
-            "-m",
-            "onlooker",
-            "--log-level",
-            args.log_level,
-            "agent",
-            "--source",
-            spec,
-            "--broker",
-            broker_url,
-            "--agent-id",
-            args.agent_id,
-            "--viewer-port",
-            str(args.viewer_port),
-            "--max-faces",
-            str(args.max_faces),
-        ]
+            sys.executable, "-m", "onlooker", "--log-level", args.log_level, "agent",
+            "--source", spec, "--broker", broker_url, "--agent-id", args.agent_id,
+            "--viewer-port", str(args.viewer_port), "--max-faces", str(args.max_faces),
+            "--retention", str(args.retention),
+        ]  # fmt: skip
         command += ["--consent", consent] if consent else []
         command += ["--fast"] if args.fast else []
         command += [] if args.loop else ["--no-loop"]

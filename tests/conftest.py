@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +17,8 @@ import pytest
 
 from broker import wire
 from broker.embedded import EmbeddedBroker, find_mosquitto
+from dashboard import create_app
+from dashboard.server import DashboardServer
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
@@ -98,6 +103,8 @@ class WireTap:
         out = []
         for topic, payload, _ in self.snapshot():
             info = self.topics.parse(topic)
+            if not payload:
+                continue  # an empty payload clears a retained message (a purge does this)
             if info.kind == "available":
                 wire.decode_availability(payload)
             else:
@@ -143,3 +150,68 @@ def get_json(url: str, timeout: float = 5.0):
 
     with urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+# --- the whole path: agents as processes, dashboards in-process ---------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):
+    """Poll `predicate` until it returns something truthy; return that (or the last falsy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def start_agent(broker_url: str, source: Path, log: Path, *extra: str) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "onlooker", "agent", "--broker", broker_url,
+        "--source", str(source), "--viewer-port", str(free_port()), *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen) -> int:
+    if process.poll() is None:
+        process.terminate()
+    return process.wait(15)
+
+
+@pytest.fixture
+def dashboard_on():
+    """Start dashboards (real Flask app and server, real MQTT subscriber) on free ports."""
+    servers = []
+
+    def start(broker_url: str, heartbeat_timeout_s: float = 10.0, **config) -> DashboardServer:
+        app = create_app(
+            {"BROKER_URL": broker_url, "HEARTBEAT_TIMEOUT_S": heartbeat_timeout_s, **config}
+        )
+        server = DashboardServer(app, port=0).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def agent_json(dashboard: DashboardServer, agent: str) -> dict | None:
+    agents = {a["agent"]: a for a in get_json(dashboard.url + "/api/agents")["agents"]}
+    return agents.get(agent)
+
+
+def faced_visit(dashboard: DashboardServer) -> dict | None:
+    """A visit whose latest signals show a face, an expression and a head pose."""
+    for visit in get_json(dashboard.url + "/api/visits")["visits"]:
+        attention, expression = visit.get("attention") or {}, visit.get("expression") or {}
+        if attention.get("present") and attention.get("yaw") is not None and expression:
+            return visit
+    return None

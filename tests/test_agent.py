@@ -139,8 +139,13 @@ def test_withdrawal_ends_the_visit_and_stops_publishing(mosquitto, wiretap_facto
     withdrawn_at = len(tap.snapshot())
     assert tap.wait_for(lambda: any(m["event"] == "end" for m in tap.of_type("visit")), 2)
     time.sleep(0.6)
-    after = [tap.topics.parse(t).kind for t, _, _ in tap.snapshot()[withdrawn_at:]]
+    after = [tap.topics.parse(t).kind for t, p, _ in tap.snapshot()[withdrawn_at:] if p]
     assert "attention" not in after and "expression" not in after, after
+    # Withdrawal purges the visit everywhere: a purge command, and retained copies cleared.
+    (purge,) = tap.of_type("purge")
+    assert purge["reason"] == "withdrawn" and purge["visit"] == tap.of_type("visit")[0]["visit"]
+    cleared = {tap.topics.parse(t).kind for t, p, _ in tap.snapshot() if not p}
+    assert cleared == {"visit", "attention", "expression"}
     agent.stop()
     thread.join(30)
     assert agent.visits_started == 1

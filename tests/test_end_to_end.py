@@ -5,79 +5,24 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from broker import wire
-from conftest import get_json, require
-from dashboard import create_app
-from dashboard.server import DashboardServer
+from conftest import (
+    agent_json,
+    faced_visit,
+    free_port,
+    get_json,
+    start_agent,
+    stop,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2):
-    """Poll `predicate` until it returns something truthy; return that (or the last falsy)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-def start_agent(broker_url: str, source: Path, log: Path, *extra: str) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "onlooker", "agent", "--broker", broker_url,
-        "--source", str(source), "--viewer-port", str(free_port()), *extra,
-    ]  # fmt: skip
-    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen) -> int:
-    if process.poll() is None:
-        process.terminate()
-    return process.wait(15)
-
-
-@pytest.fixture
-def dashboard_on():
-    servers = []
-
-    def start(broker_url: str, heartbeat_timeout_s: float = 10.0) -> DashboardServer:
-        app = create_app({"BROKER_URL": broker_url, "HEARTBEAT_TIMEOUT_S": heartbeat_timeout_s})
-        server = DashboardServer(app, port=0).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def agent_json(dashboard: DashboardServer, agent: str) -> dict | None:
-    agents = {a["agent"]: a for a in get_json(dashboard.url + "/api/agents")["agents"]}
-    return agents.get(agent)
-
-
-def faced_visit(dashboard: DashboardServer) -> dict | None:
-    """A visit whose latest signals show a face, an expression and a head pose."""
-    for visit in get_json(dashboard.url + "/api/visits")["visits"]:
-        attention, expression = visit.get("attention") or {}, visit.get("expression") or {}
-        if attention.get("present") and attention.get("yaw") is not None and expression:
-            return visit
-    return None
 
 
 def test_sample_video_reaches_the_dashboard_and_a_killed_agent_goes_offline(
@@ -161,58 +106,6 @@ def test_a_missing_model_stops_the_agent_with_a_clear_message(mosquitto, sample,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "onlooker models fetch" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_viewer_consent_in_a_real_browser_starts_and_stops_the_visit(
-    mosquitto, dashboard_on, sample, tmp_path
-):
-    playwright = pytest.importorskip("playwright.sync_api")
-    require(
-        Path("/usr/bin/chromium").exists(), "Chromium is not installed (apt-get install chromium)"
-    )
-    dashboard = dashboard_on(mosquitto.url)
-    viewer_port = free_port()
-    log = tmp_path / "agent.log"
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "onlooker", "agent", "--broker", mosquitto.url,
-         "--source", str(sample("single_face.mp4")), "--consent", "viewer",
-         "--agent-id", "kiosk-consent", "--viewer-port", str(viewer_port)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        assert wait_until(lambda: agent_json(dashboard, "kiosk-consent"), 30), log.read_text()
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run"],
-            )  # fmt: skip
-            page = browser.new_page()
-            errors = []
-            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-            page.goto(f"http://127.0.0.1:{viewer_port}/")
-            page.get_by_text("Not watching").wait_for(timeout=5000)
-            time.sleep(1.0)  # a face is in view all along, yet without consent: no visit
-            assert get_json(dashboard.url + "/api/visits")["visits"] == []
-
-            page.get_by_role("button", name="I agree").click()
-            page.get_by_text("Watching you now").wait_for(timeout=5000)
-            visit = wait_until(lambda: faced_visit(dashboard), 10)
-            assert visit and visit["consent"] == "viewer"
-
-            page.get_by_role("button", name="Stop watching").click()
-            page.get_by_text("Not watching").wait_for(timeout=5000)
-            ended = wait_until(
-                lambda: (
-                    not get_json(f"{dashboard.url}/api/visits/{visit['visit']}")["visit"]["active"]
-                ),
-                2,
-            )
-            assert ended, "withdrawal must end the visit on the dashboard at once"
-            assert errors == []
-            browser.close()
-    finally:
-        stop(agent)
 
 
 def test_demo_runs_broker_dashboard_and_agent_and_stops_by_itself(wiretap_factory, tmp_path):

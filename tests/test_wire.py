@@ -82,7 +82,7 @@ def test_visit_scopes_are_a_short_list_of_known_scopes(scopes, ok):
 
 
 def test_every_signal_type_belongs_to_a_consent_scope():
-    assert set(wire.SCOPE_OF) == set(wire.VISIT_TYPES) - {"visit"}
+    assert set(wire.SCOPE_OF) == set(wire.VISIT_TYPES) - {"visit", "purge"}
     assert set(wire.SCOPE_OF.values()) <= set(wire.SCOPES)
 
 

@@ -132,6 +132,15 @@
     setField(card, "expression_score", number(expression.score, 2));
   }
 
+  function forgetVisit(purge) {
+    // "Forget me", withdrawal or the end of the retention period: nothing of it may stay.
+    const card = visitCards.get(purge.visit);
+    if (card) {
+      card.remove();
+      visitCards.delete(purge.visit);
+    }
+  }
+
   // --- stream -------------------------------------------------------------------------------
 
   function showSnapshot(snapshot) {
@@ -170,6 +179,7 @@
     on(source, "snapshot", showSnapshot);
     on(source, "agent", showAgent);
     on(source, "visit", showVisit);
+    on(source, "purge", forgetVisit);
   }
 
   refreshEmpty();

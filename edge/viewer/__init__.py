@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from flask import Flask, jsonify, render_template, request
@@ -32,11 +34,11 @@ def create_viewer_app(agent: Agent) -> Flask:
 
     @app.get("/")
     def index():
-        return render_template("viewer.html", status=agent.status())
+        return render_template("viewer.html", status=agent.status(), example=_example())
 
     @app.get("/api/status")
     def status():
-        return jsonify(agent.status())
+        return jsonify({**agent.status(), "learned": agent.learned()})
 
     @app.post("/api/consent")
     def consent():
@@ -54,9 +56,26 @@ def create_viewer_app(agent: Agent) -> Flask:
                 return jsonify(error=str(exc)), 400
         else:
             agent.withdraw_consent()
-        return jsonify(agent.status())
+        return jsonify({**agent.status(), "learned": agent.learned()})
+
+    @app.post("/api/forget")
+    def forget():
+        # JSON only: a cross-site form cannot post JSON without a CORS preflight we refuse.
+        if not isinstance(request.get_json(silent=True), dict):
+            return jsonify(error="send {} as application/json"), 400
+        forgotten = agent.forget()
+        return jsonify({**agent.status(), "learned": agent.learned(), "forgotten": forgotten})
 
     return app
+
+
+def _example() -> str:
+    """A real message of the kind that leaves the device, for the consent screen."""
+    message = wire.message(
+        "expression", agent="kiosk-1", seq=42, ts=time.time(), visit="3f9c2a7be41d0c55",
+        label="joy", score=0.72,
+    )  # fmt: skip
+    return json.dumps(message, indent=1)
 
 
 class ViewerServer:

@@ -1,29 +1,155 @@
 "use strict";
+// The viewer's own page: consent per signal, a visible indicator, stop, summary and forget.
+// Everything is served by the agent on loopback; no external script, font or image.
 (function () {
-  const agree = document.getElementById("agree");
-  const stop = document.getElementById("stop");
-  const state = document.getElementById("state");
-  const recorded = document.getElementById("recorded");
+  const STRINGS = {
+    en: {
+      indicator: "This screen is watching you",
+      consent_title: "This screen has a camera.",
+      consent_lead: "If you agree, it will try to read you the way patented e-readers, smart TVs and social networks describe. You choose what it may do.",
+      recorded: "This screen is playing a recorded video of a person who agreed to be filmed; no live camera is watched.",
+      choose: "What may the screen infer about you?",
+      scope_expression: "Your expression",
+      scope_expression_why: "joy, surprise, anger… from your face (Facebook patent US 9,681,166)",
+      scope_attention: "Your attention",
+      scope_attention_why: "whether you are there, how many you are, where your head is turned (smart-TV patent US 2012/0304206)",
+      scope_reading: "Your reading",
+      scope_reading_why: "how fast you read, what you skim or dwell on (Amazon e-reader patents)",
+      what_leaves: "What leaves this device, who sees it, and for how long",
+      stays: "The camera picture, your face and its measurements never leave this device.",
+      leaves: "Only labels and a few rounded numbers are sent, under a random name for this visit, like this:",
+      who: "They are shown on the dashboard screen next to this one.",
+      kept: "They are deleted",
+      forget_any_time: "You can delete them at once with “Forget me”.",
+      agree: "I agree — watch me",
+      watching_title: "The screen is watching you.",
+      sharing: "You share:",
+      watching_hint: "Look at the dashboard screen to see what it concludes about you.",
+      summary_title: "What the screen learned about you",
+      exact: "The exact messages that left this device (the last of each kind)",
+      forgotten: "Deleted: the dashboard and this device have forgotten this visit.",
+      forget: "Forget me",
+      again: "Start again",
+      stop: "Stop watching",
+      waiting: "Waiting for a face in front of the camera.",
+      watching_now: "Watching you now. Press “Stop watching” at any time.",
+      agent_down: "The screen's agent is not running.",
+      at_visit_end: "when your visit ends",
+      after_minutes: (m) => `${m} minutes after your visit`,
+      summary: (s, n) => `In ${s} seconds the screen sent ${n} messages about you.`,
+      kept_for: (s) => ` They will be deleted in ${Math.ceil(s / 60)} minutes.`,
+      types: {visit: "visit start and end", attention: "attention readings", expression: "expression readings"},
+      scope_names: {expression: "expression", attention: "attention", reading: "reading"},
+      seen_as: "Expressions it saw:",
+    },
+    da: {
+      indicator: "Skærmen ser på dig",
+      consent_title: "Denne skærm har et kamera.",
+      consent_lead: "Hvis du siger ja, prøver den at aflæse dig, sådan som patenter på e-bogslæsere, smart-tv og sociale medier beskriver. Du vælger, hvad den må.",
+      recorded: "Skærmen afspiller en optaget video af en person, der har sagt ja til at blive filmet; intet levende kamera bliver brugt.",
+      choose: "Hvad må skærmen udlede om dig?",
+      scope_expression: "Dit ansigtsudtryk",
+      scope_expression_why: "glæde, overraskelse, vrede … ud fra dit ansigt (Facebook-patent US 9,681,166)",
+      scope_attention: "Din opmærksomhed",
+      scope_attention_why: "om du er der, hvor mange I er, hvor dit hoved vender (smart-tv-patent US 2012/0304206)",
+      scope_reading: "Din læsning",
+      scope_reading_why: "hvor hurtigt du læser, hvad du skimmer eller dvæler ved (Amazons e-bogspatenter)",
+      what_leaves: "Hvad forlader enheden, hvem ser det, og hvor længe",
+      stays: "Kamerabilledet, dit ansigt og målene af det forlader aldrig denne enhed.",
+      leaves: "Kun betegnelser og nogle få afrundede tal sendes, under et tilfældigt navn for dette besøg, sådan her:",
+      who: "De vises på dashboard-skærmen ved siden af denne.",
+      kept: "De slettes",
+      forget_any_time: "Du kan slette dem med det samme med “Glem mig”.",
+      agree: "Ja — se på mig",
+      watching_title: "Skærmen ser på dig.",
+      sharing: "Du deler:",
+      watching_hint: "Se på dashboard-skærmen, hvad den konkluderer om dig.",
+      summary_title: "Hvad skærmen lærte om dig",
+      exact: "De præcise beskeder, der forlod enheden (den sidste af hver slags)",
+      forgotten: "Slettet: dashboardet og denne enhed har glemt besøget.",
+      forget: "Glem mig",
+      again: "Begynd forfra",
+      stop: "Stop med at se på mig",
+      waiting: "Venter på et ansigt foran kameraet.",
+      watching_now: "Ser på dig nu. Tryk “Stop med at se på mig” når som helst.",
+      agent_down: "Skærmens agent kører ikke.",
+      at_visit_end: "når dit besøg slutter",
+      after_minutes: (m) => `${m} minutter efter dit besøg`,
+      summary: (s, n) => `På ${s} sekunder sendte skærmen ${n} beskeder om dig.`,
+      kept_for: (s) => ` De slettes om ${Math.ceil(s / 60)} minutter.`,
+      types: {visit: "besøgets start og slut", attention: "målinger af opmærksomhed", expression: "målinger af ansigtsudtryk"},
+      scope_names: {expression: "ansigtsudtryk", attention: "opmærksomhed", reading: "læsning"},
+      seen_as: "Udtryk den så:",
+    },
+  };
+  let lang = localStorage.getItem("onlooker-lang") === "da" ? "da" : "en";
+  let last = null;
+  let dismissed = null; // the visit whose summary the viewer closed with "Start again"
 
-  function show(status) {
-    recorded.hidden = status.consent_kind !== "recorded-source";
-    agree.hidden = status.consented;
-    stop.hidden = !status.consented;
-    document.body.classList.toggle("watching", status.watching);
-    if (status.watching) {
-      state.textContent = "Watching you now. Press “Stop watching” at any time.";
-    } else if (status.consented) {
-      state.textContent = status.face_present ? "Starting…" : "Waiting for a face in front of the camera.";
-    } else {
-      state.textContent = "Not watching. Nothing about you is sent.";
+  const $ = (id) => document.getElementById(id);
+  const boxes = Array.from(document.querySelectorAll('input[name="scope"]'));
+  const t = (key) => STRINGS[lang][key];
+
+  function translate() {
+    document.documentElement.lang = lang;
+    for (const node of document.querySelectorAll("[data-i18n]")) {
+      node.textContent = t(node.dataset.i18n);
     }
+    for (const button of document.querySelectorAll("[data-lang]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
+    }
+    if (last) show(last);
   }
 
-  async function post(consent) {
-    const response = await fetch("/api/consent", {
+  function show(status) {
+    last = status;
+    const learned = status.learned;
+    const watching = status.watching || status.consented;
+    const summary = !watching && learned && !learned.active && learned.visit !== dismissed;
+    $("consent").hidden = watching || summary;
+    $("watching").hidden = !watching;
+    $("summary").hidden = !summary;
+    $("stopbar").hidden = !watching;
+    $("indicator").hidden = !status.watching;
+    document.body.classList.toggle("watching", status.watching);
+    $("recorded").hidden = status.consent_kind !== "recorded-source";
+    $("retention").textContent = status.retention_s > 0
+      ? t("after_minutes")(Math.round(status.retention_s / 60))
+      : t("at_visit_end");
+    $("state").textContent = status.watching ? t("watching_now") : t("waiting");
+    $("sharing").textContent = status.scopes.map((s) => t("scope_names")[s]).join(", ");
+    if (summary) showSummary(learned);
+  }
+
+  function showSummary(learned) {
+    const total = Object.values(learned.messages).reduce((a, b) => a + b, 0);
+    let text = t("summary")(Math.round(learned.duration_s), total);
+    if (!learned.forgotten && learned.kept_for_s) text += t("kept_for")(learned.kept_for_s);
+    $("summary-text").textContent = text;
+    const list = $("summary-counts");
+    list.replaceChildren();
+    for (const [type, count] of Object.entries(learned.messages)) {
+      const item = document.createElement("li");
+      item.textContent = `${count} × ${t("types")[type] || type}`;
+      list.appendChild(item);
+    }
+    const labels = Object.entries(learned.expressions).sort((a, b) => b[1] - a[1]);
+    if (labels.length) {
+      const item = document.createElement("li");
+      item.textContent = t("seen_as") + " " + labels.map(([l, n]) => `${l} ${n}×`).join(", ");
+      list.appendChild(item);
+    }
+    $("summary-last").textContent = Object.values(learned.last)
+      .map((m) => JSON.stringify(m)).join("\n");
+    $("forgotten").hidden = !learned.forgotten;
+    $("forget").hidden = learned.forgotten;
+  }
+
+  async function call(path, body) {
+    const response = await fetch(path, {
       method: "POST",
       headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({consent: consent}),
+      body: JSON.stringify(body),
     });
     show(await response.json());
   }
@@ -33,12 +159,34 @@
       const response = await fetch("/api/status", {cache: "no-store"});
       if (response.ok) show(await response.json());
     } catch (error) {
-      state.textContent = "The agent is not running.";
+      $("state").textContent = t("agent_down");
     }
   }
 
-  agree.addEventListener("click", function () { post(true); });
-  stop.addEventListener("click", function () { post(false); });
+  for (const box of boxes) {
+    box.addEventListener("change", function () {
+      $("agree").disabled = !boxes.some((b) => b.checked);
+    });
+  }
+  $("agree").addEventListener("click", function () {
+    call("/api/consent", {consent: true, scopes: boxes.filter((b) => b.checked).map((b) => b.value)});
+  });
+  $("stop").addEventListener("click", function () { call("/api/consent", {consent: false}); });
+  $("forget").addEventListener("click", function () { call("/api/forget", {}); });
+  $("again").addEventListener("click", function () {
+    dismissed = last && last.learned ? last.learned.visit : null;
+    for (const box of boxes) box.checked = false;
+    $("agree").disabled = true;
+    if (last) show(last);
+  });
+  for (const button of document.querySelectorAll("[data-lang]")) {
+    button.addEventListener("click", function () {
+      lang = button.dataset.lang;
+      localStorage.setItem("onlooker-lang", lang);
+      translate();
+    });
+  }
+  translate();
   poll();
   setInterval(poll, 500);
 })();

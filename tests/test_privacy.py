@@ -1,0 +1,304 @@
+"""Nothing crosses the line: consent, the allow-list and "forget me", watched on a real broker.
+
+Every test here runs the real agent on a real sample video against a real Mosquitto, and
+records every message on `onlooker/#` the way `mosquitto_sub` would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from urllib.request import Request, urlopen
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from broker import wire
+from conftest import (
+    WireTap,
+    free_port,
+    get_json,
+    require,
+    start_agent,
+    stop,
+    wait_until,
+)
+from edge.publisher import SignalPublisher
+
+pytestmark = pytest.mark.integration
+
+LONGEST_ARRAY = len(wire.SCOPES)
+"""No array on the wire is longer than this (the consent scopes of a visit)."""
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def viewer_agent(broker, sample, tmp_path, name="single_face.mp4", *extra):
+    """An agent on a looping video that waits for the viewer's consent, like a live camera."""
+    port = free_port()
+    agent = start_agent(
+        broker.url, sample(name), tmp_path / "agent.log", "--consent", "viewer",
+        "--viewer-port", str(port), *extra,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    assert wait_until(lambda: _status(base), 30), (tmp_path / "agent.log").read_text()[-2000:]
+    return agent, base
+
+
+def _status(base: str) -> dict | None:
+    try:
+        return get_json(base + "/api/status")
+    except OSError:
+        return None
+
+
+def longest_array(value) -> int:
+    if isinstance(value, list):
+        return max([len(value), *(longest_array(v) for v in value)])
+    if isinstance(value, dict):
+        return max([0, *(longest_array(v) for v in value.values())])
+    return 0
+
+
+def test_a_session_that_never_consents_publishes_nothing_about_the_person(
+    mosquitto, wiretap_factory, sample, tmp_path
+):
+    tap = wiretap_factory(mosquitto.url)
+    agent, base = viewer_agent(mosquitto, sample, tmp_path)
+    try:
+        # A face is in front of the camera the whole time; the agent sees it, and says nothing.
+        assert wait_until(lambda: get_json(base + "/api/status")["face_present"], 15)
+        assert wait_until(lambda: len(tap.of_type("heartbeat")) >= 3, 15)
+    finally:
+        stop(agent)
+    kinds = {tap.topics.parse(t).kind for t, _, _ in tap.snapshot()}
+    assert kinds == {"available", "heartbeat"}, tap.dump()
+    assert not any(m["watching"] for m in tap.of_type("heartbeat"))
+
+
+def test_consent_to_expression_only_publishes_no_attention(
+    mosquitto, wiretap_factory, sample, tmp_path
+):
+    tap = wiretap_factory(mosquitto.url)
+    agent, base = viewer_agent(mosquitto, sample, tmp_path)
+    try:
+        post_json(base + "/api/consent", {"consent": True, "scopes": ["expression"]})
+        assert wait_until(lambda: len(tap.of_type("expression")) >= 5, 20), tap.dump()
+    finally:
+        stop(agent)
+    assert tap.of_type("visit")[0]["scopes"] == ["expression"]
+    kinds = {tap.topics.parse(t).kind for t, p, _ in tap.snapshot() if p}
+    assert kinds == {"available", "heartbeat", "visit", "expression"}, tap.dump()
+
+
+def test_every_message_of_a_full_session_passes_the_allow_list(
+    mosquitto, wiretap_factory, sample, tmp_path
+):
+    tap = wiretap_factory(mosquitto.url)
+    agent = start_agent(
+        mosquitto.url, sample("WolfgangLanger_Pexels.mp4"), tmp_path / "agent.log", "--fast",
+        "--no-loop",
+    )  # fmt: skip
+    assert agent.wait(120) == 0, (tmp_path / "agent.log").read_text()[-2000:]
+    assert wait_until(lambda: len(tap.of_type("visit")) == 2, 5)
+    messages = tap.snapshot()
+    assert len(messages) > 20
+    for topic, payload, _ in messages:
+        assert len(payload) <= wire.MAX_PAYLOAD_BYTES
+        info = tap.topics.parse(topic)  # raises for any topic off the contract
+        if info.kind == "available":
+            assert wire.decode_availability(payload)
+            continue
+        decoded = wire.decode(info, payload)  # raises for any field off the allow-list
+        raw = json.loads(payload)
+        assert raw == decoded, "what crossed the wire is exactly the validated, rounded message"
+        assert longest_array(raw) <= LONGEST_ARRAY
+        assert set(raw) <= set(wire.COMMON) | set(wire.FIELDS[raw["type"]])
+
+
+def test_forget_me_purges_the_visit_from_every_endpoint_and_the_broker(
+    mosquitto, dashboard_on, wiretap_factory, sample, tmp_path
+):
+    dashboard = dashboard_on(mosquitto.url)
+    agent, base = viewer_agent(mosquitto, sample, tmp_path)
+    try:
+        post_json(base + "/api/consent", {"consent": True, "scopes": list(wire.SCOPES)})
+        visit = wait_until(lambda: get_json(base + "/api/status")["visit"], 15)
+        assert visit
+        assert wait_until(lambda: get_json(dashboard.url + "/api/visits")["visits"], 10)
+        # A stray retained message that names the visit (a buggy or hostile client).
+        planted = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+        planted.connect(mosquitto.host, mosquitto.port)
+        planted.loop_start()
+        topic = wire.Topics().visit("kiosk-1", visit, "expression")
+        stray = wire.encode(
+            wire.message("expression", agent="kiosk-1", seq=1, ts=time.time(), visit=visit,
+                         label="anger", score=0.9)
+        )  # fmt: skip
+        planted.publish(topic, stray, qos=1, retain=True).wait_for_publish(5)
+        planted.disconnect()
+        planted.loop_stop()
+
+        forgot_at = time.monotonic()
+        assert post_json(base + "/api/forget", {})["forgotten"] is True
+        gone = wait_until(
+            lambda: get_json(dashboard.url + "/api/visits")["visits"] == [], 2, interval=0.05
+        )
+        assert gone, get_json(dashboard.url + "/api/visits")
+        assert time.monotonic() - forgot_at < 2.0
+        with pytest.raises(OSError, match="404"):
+            get_json(f"{dashboard.url}/api/visits/{visit}")
+        assert get_json(dashboard.url + "/api/crowd")["visits"] == 0
+        learned = get_json(base + "/api/status")["learned"]
+        assert learned["forgotten"] and learned["messages"] == {}
+
+        # A new subscriber gets every retained message at once: none may name the visit.
+        late = WireTap(mosquitto.url)
+        time.sleep(1.0)
+        retained = [t for t, _, r in late.snapshot() if r]
+        late.close()
+        assert [t for t in retained if visit in t] == [], retained
+        # Later messages naming the purged visit are dropped, not turned back into a visit.
+        time.sleep(0.5)
+        assert get_json(dashboard.url + "/api/visits")["visits"] == []
+    finally:
+        stop(agent)
+
+
+def test_two_visits_made_from_the_same_video_get_unrelated_pseudonyms(
+    mosquitto, wiretap_factory, sample, tmp_path
+):
+    tap = wiretap_factory(mosquitto.url)
+    for run in range(2):
+        agent = start_agent(
+            mosquitto.url, sample("single_face.mp4"), tmp_path / f"agent{run}.log", "--fast",
+            "--no-loop",
+        )  # fmt: skip
+        assert agent.wait(60) == 0
+    assert wait_until(lambda: len(tap.of_type("visit")) == 4, 5)
+    first, second = sorted({m["visit"] for m in tap.of_type("visit")})
+    assert first != second
+    assert all(wire.VISIT_ID.match(v) for v in (first, second))
+    # Same frames, same face: nothing in the names may be derived from either.
+    shared = max(
+        (n for n in range(1, len(first) + 1) for i in range(len(first) - n + 1)
+         if first[i : i + n] in second),
+        default=0,
+    )  # fmt: skip
+    assert shared <= 5, (first, second)
+
+
+@pytest.mark.parametrize("visits, shown", [(4, False), (5, True)])
+def test_crowd_figures_need_at_least_five_visits(mosquitto, dashboard_on, visits, shown):
+    dashboard = dashboard_on(mosquitto.url)
+    publisher = SignalPublisher(mosquitto.url, "crowd-kiosk")
+    publisher.start(wait_s=5)
+    labels = ["joy", "joy", "surprise", "neutral", "joy"]
+    try:
+        for i in range(visits):
+            visit = f"{i:02d}" + "c0ffee" * 2
+            publisher.publish(
+                "visit", visit=visit, event="start", consent="viewer", scopes=list(wire.SCOPES)
+            )
+            publisher.publish("expression", visit=visit, label=labels[i], score=0.5)
+            publisher.publish(
+                "attention", visit=visit, present=True, faces=1, yaw=0.0, pitch=0.0, roll=0.0
+            )
+        assert wait_until(
+            lambda: len(get_json(dashboard.url + "/api/visits")["visits"]) == visits, 5
+        )
+        crowd = get_json(dashboard.url + "/api/crowd")
+    finally:
+        publisher.stop()
+    assert crowd["k"] == 5 and crowd["visits"] == visits
+    figure = crowd["expressions"]
+    if shown:
+        assert figure["withheld"] is None
+        assert figure["value"] == {"joy": 0.6, "surprise": 0.2, "neutral": 0.2}
+        assert crowd["present_share"]["value"]["median"] == 1.0
+    else:
+        assert figure == {"visits": 4, "value": None, "withheld": "not enough visits"}
+        assert crowd["present_share"]["value"] is None
+
+
+def test_retention_deletes_a_finished_visit(mosquitto, dashboard_on, sample, tmp_path):
+    dashboard = dashboard_on(mosquitto.url, RETENTION_S=0)
+    agent = start_agent(
+        mosquitto.url, sample("single_face.mp4"), tmp_path / "agent.log", "--fast",
+        "--no-loop", "--retention", "0",
+    )  # fmt: skip
+    seen = wait_until(lambda: get_json(dashboard.url + "/api/visits")["visits"], 20)
+    assert seen, (tmp_path / "agent.log").read_text()[-2000:]
+    assert agent.wait(60) == 0
+    # Retention 0: gone as soon as the visit has ended.
+    assert wait_until(lambda: get_json(dashboard.url + "/api/visits")["visits"] == [], 3)
+
+
+def test_consent_screen_indicator_stop_and_forget_in_a_real_browser(
+    mosquitto, dashboard_on, sample, tmp_path
+):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    require(Path("/usr/bin/chromium").exists(), "Chromium is missing (apt-get install chromium)")
+    dashboard = dashboard_on(mosquitto.url)
+    agent, base = viewer_agent(mosquitto, sample, tmp_path, "single_face.mp4", "--max-visit", "4")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )  # fmt: skip
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
+            errors, requests = [], []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("request", lambda r: requests.append(r.url))
+            expect = sync_api.expect
+            page.goto(base + "/")
+
+            # The consent screen: nothing is chosen for the viewer, so "I agree" waits.
+            expect(page.get_by_test_id("consent")).to_be_visible()
+            expect(page.get_by_test_id("example")).to_contain_text('"type": "expression"')
+            agree = page.get_by_role("button", name="I agree")
+            expect(agree).to_be_disabled()
+            page.get_by_role("button", name="Dansk").click()
+            expect(page.locator("h1").first).to_have_text("Denne skærm har et kamera.")
+            page.get_by_role("button", name="English").click()
+
+            # Keyboard only: tick two scopes with Space, agree with Enter.
+            page.get_by_role("checkbox").nth(0).press("Space")
+            page.get_by_role("checkbox").nth(1).press("Space")
+            agree.press("Enter")
+            expect(page.get_by_test_id("indicator")).to_be_visible(timeout=5000)
+            visit = wait_until(lambda: get_json(dashboard.url + "/api/visits")["visits"], 10)
+            assert visit and visit[0]["scopes"] == ["expression", "attention"]
+            page.screenshot(path=str(tmp_path / "viewer-watching.png"))
+
+            # "Stop watching" is always in reach: the visit ends and is purged at once.
+            page.get_by_role("button", name="Stop watching").click()
+            expect(page.get_by_test_id("indicator")).to_be_hidden(timeout=2000)
+            expect(page.get_by_test_id("forgotten")).to_be_visible(timeout=2000)
+            assert wait_until(lambda: get_json(dashboard.url + "/api/visits")["visits"] == [], 2)
+
+            # A second visit that ends by itself (4 s at most) shows what was learned.
+            page.get_by_role("button", name="Start again").click()
+            page.get_by_role("checkbox").nth(0).check()
+            page.get_by_role("button", name="I agree").click()
+            expect(page.get_by_test_id("summary")).to_be_visible(timeout=10_000)
+            expect(page.get_by_test_id("summary-text")).to_contain_text("messages about you")
+            assert len(get_json(dashboard.url + "/api/visits")["visits"]) == 1
+            page.screenshot(path=str(tmp_path / "viewer-summary.png"))
+            page.get_by_role("button", name="Forget me").click()
+            expect(page.get_by_test_id("forgotten")).to_be_visible(timeout=2000)
+            assert wait_until(lambda: get_json(dashboard.url + "/api/visits")["visits"] == [], 2)
+            browser.close()
+    finally:
+        stop(agent)
+    assert errors == []
+    assert all(url.startswith(base) for url in requests), "the page loads nothing from outside"
