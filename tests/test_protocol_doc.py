@@ -43,3 +43,13 @@ def test_rates_in_the_doc_match_the_agent_defaults():
     assert f"every {config.heartbeat_s:g} s" in DOC
     assert f"at most {config.max_rate_hz:g} per second" in DOC
     assert f"gone for {config.leave_after_s:g} s" in DOC
+
+
+PRIVACY = (Path(__file__).parent.parent / "docs" / "privacy.md").read_text()
+
+
+@pytest.mark.parametrize("kind", sorted(wire.FIELDS))
+def test_privacy_doc_lists_every_field_that_can_leave(kind):
+    row = re.search(rf"^\| `{kind}` \| (.*?) \|", PRIVACY, re.M)
+    assert row, f"docs/privacy.md has no row for {kind}"
+    assert set(re.findall(r"`(\w+)`", row.group(1))) == set(wire.FIELDS[kind])
