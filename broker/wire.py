@@ -10,7 +10,7 @@ Topic layout (``<prefix>`` defaults to ``onlooker/v1``)::
     <prefix>/agents/<agent>/available            retained  "online" | "offline" (last will)
     <prefix>/agents/<agent>/heartbeat                      JSON  type "heartbeat"
     <prefix>/agents/<agent>/visits/<visit>/<type>          JSON  a visit-scoped type
-                                                           (visit, attention, expression, purge)
+                                (visit, attention, attention_summary, expression, reaction, purge)
 
 Each visit-scoped signal type belongs to one consent scope (`SCOPE_OF`): a message is
 published only when its visit's viewer consented to that scope.
@@ -33,6 +33,8 @@ ONLINE = "online"
 OFFLINE = "offline"
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+ITEM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
+"""A page or post on the viewer's screen (chosen by the viewer page, never by the person)."""
 VISIT_ID = re.compile(r"^[a-z0-9]{8,32}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
@@ -218,7 +220,7 @@ _ANGLE = Optional_(Num(-180.0, 180.0, digits=1))
 # messages of one agent process, so a consumer can see duplicates and gaps.
 COMMON = {
     "v": Num(SCHEMA_VERSION, SCHEMA_VERSION, integer=True),
-    "type": Text(16),
+    "type": Text(24),
     "agent": Text(32),
     "seq": Num(0, 2**53, integer=True),
     "ts": Num(0, 1e11, digits=1),
@@ -246,14 +248,50 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
         "visit": Text(32),
         "present": Flag(),
         "faces": Num(0, 32, integer=True),
+        "looking": Optional_(Flag()),
         "yaw": _ANGLE,
         "pitch": _ANGLE,
         "roll": _ANGLE,
+        "distance_cm": Optional_(Num(0, 1000, digits=0)),
+        "blinks": Num(0, 1e6, integer=True),
+        "look_aways": Num(0, 1e6, integer=True),
+    },
+    "attention_summary": {
+        "visit": Text(32),
+        "item": Optional_(Text(48)),  # null: the whole visit
+        "time_present_s": Num(0, 86_400, digits=1),
+        "looking_share": Num(0.0, 1.0),
+        "longest_look_s": Num(0, 86_400, digits=1),
+        "look_aways": Num(0, 1e6, integer=True),
+        "look_away_s": Num(0, 86_400, digits=1),
+        "interruptions": Num(0, 1e6, integer=True),
+        "interruption_s": Num(0, 86_400, digits=1),
+        "blinks": Num(0, 1e6, integer=True),
+        "blink_rate_per_min": Optional_(Num(0, 600, digits=1)),
+        "mean_distance_cm": Optional_(Num(0, 1000, digits=0)),
+        "calibrated": Flag(),
+        "regions": Optional_(ListOf(Num(0.0, 1.0), 9)),
     },
     "expression": {
         "visit": Text(32),
         "label": Text(16, EXPRESSIONS),
         "score": Num(0.0, 1.0),
+        "valence": Num(-1.0, 1.0),
+        "arousal": Num(0.0, 1.0),
+        # The explanation: up to 3 action units, the blendshapes that stand for them, values.
+        "reason_units": ListOf(Text(48), 3),
+        "reason_shapes": ListOf(Text(32), 3),
+        "reason_values": ListOf(Num(0.0, 1.0), 3),
+        "relative_to_rest": Flag(),
+    },
+    "reaction": {
+        "visit": Text(32),
+        "item": Text(48),
+        "seconds": Num(0, 86_400, digits=1),
+        "frames": Num(0, 1e7, integer=True),
+        # Peak and mean of each emotion while the item was shown, in EXPRESSIONS order.
+        "peak": ListOf(Num(0.0, 1.0), len(EXPRESSIONS)),
+        "mean": ListOf(Num(0.0, 1.0), len(EXPRESSIONS)),
     },
     # A command, not a signal: delete the visit and everything derived from it, everywhere.
     "purge": {
@@ -261,8 +299,13 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
         "reason": Text(16, PURGE_REASONS),
     },
 }
-VISIT_TYPES = ("visit", "attention", "expression", "purge")
-SCOPE_OF = {"attention": "attention", "expression": "expression"}
+VISIT_TYPES = ("visit", "attention", "attention_summary", "expression", "reaction", "purge")
+SCOPE_OF = {
+    "attention": "attention",
+    "attention_summary": "attention",
+    "expression": "expression",
+    "reaction": "expression",
+}
 """The consent scope each visit-scoped signal type needs (`visit` and `purge` need none)."""
 
 
@@ -285,6 +328,8 @@ def _validate(message: Any) -> dict[str, Any]:
     check_agent_id(clean["agent"])
     if "visit" in clean:
         check_visit_id(clean["visit"])
+    if clean.get("item") is not None and not ITEM_ID.match(clean["item"]):
+        raise WireError("bad_item_id", f"item id {clean['item']!r} must match {ITEM_ID.pattern}")
     return clean
 
 

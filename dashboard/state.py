@@ -14,8 +14,12 @@ from broker.wire import OFFLINE, ONLINE, SCOPE_OF, VISIT_TYPES, TopicInfo, WireE
 Clock = Callable[[], float]
 
 HEARTBEAT_FIELDS = ("fps", "latency_ms", "model", "model_version", "source", "watching", "uptime_s")
-SIGNAL_TYPES = tuple(SCOPE_OF)
-"""Visit-scoped signal types; a visit shows the latest message of each."""
+SIGNAL_TYPES = ("attention", "attention_summary", "expression")
+"""Signals of which a visit shows the latest message (the summary: of the whole visit)."""
+ITEM_TYPES = {"reaction": "reaction", "attention_summary": "attention"}
+"""Signals that describe one page or post, kept per item under these keys."""
+MAX_ITEMS = 200
+"""Items remembered per visit; a feed scrolled for an hour cannot grow a visit without end."""
 _ENVELOPE = ("v", "type", "agent", "seq", "visit")
 MAX_VISITS = 500
 """Oldest visits are forgotten beyond this many, so a kiosk running for weeks stays small."""
@@ -52,6 +56,7 @@ class Visit:
     started: float | None = None
     ended: float | None = None
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)  # item -> what it evoked
     messages: int = 0
     last_at: float = 0.0  # dashboard clock at the last message, for retention
     expressions: Counter = field(default_factory=Counter)  # label -> messages
@@ -68,6 +73,7 @@ class Visit:
             "ended": self.ended,
             "active": self.ended is None and not agent_gone,
             **{kind: _copy(self.signals.get(kind)) for kind in SIGNAL_TYPES},
+            "items": {item: dict(found) for item, found in self.items.items()},
             "messages": self.messages,
         }
 
@@ -236,7 +242,13 @@ class DashboardState:
             else:
                 visit.ended = message["ts"]
         else:
-            visit.signals[kind] = {k: v for k, v in message.items() if k not in _ENVELOPE}
+            fields = {k: v for k, v in message.items() if k not in _ENVELOPE}
+            if kind in ITEM_TYPES and fields.get("item") is not None:
+                item = fields.pop("item")
+                if item in visit.items or len(visit.items) < MAX_ITEMS:
+                    visit.items.setdefault(item, {})[ITEM_TYPES[kind]] = fields
+            else:
+                visit.signals[kind] = fields
             if kind == "expression":
                 visit.expressions[message["label"]] += 1
             elif kind == "attention":

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 from broker import wire
 
-from .face import FaceAnalyzer
+from .attention import AttentionSummary, AttentionTracker
+from .expression import ExpressionModel, ExpressionTracker
+from .face import FaceAnalyzer, FaceObservation
 from .publisher import SignalPublisher
-from .signals import FaceSignals, face_signals
-from .sources import FrameSource
+from .signals import FaceSignals, face_signals, main_face
+from .sources import Frame, FrameSource
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,10 @@ class AgentConfig:
         metadata={"help": "what a recorded source consents to (a viewer chooses on the page)"},
     )
     max_rate_hz: float = field(default=5.0, metadata={"help": "signal messages per second, max"})
+    expression_model: str = field(
+        default="blendshapes",
+        metadata={"help": "expression backend (`onlooker models list` shows them)"},
+    )
     heartbeat_s: float = field(default=2.0, metadata={"help": "seconds between heartbeats"})
     leave_after_s: float = field(
         default=3.0, metadata={"help": "a visit ends after the face is gone this long"}
@@ -66,6 +72,9 @@ class AgentConfig:
             raise ValueError("heartbeat_s must be > 0 and leave_after_s ≥ 0")
         if self.max_visit_s <= 0 or self.retention_s < 0:
             raise ValueError("max_visit_s must be > 0 and retention_s ≥ 0")
+        from .models import check_model_name
+
+        check_model_name(self.expression_model)
 
 
 @dataclass
@@ -106,10 +115,18 @@ class Agent:
         source: FrameSource,
         analyzer: FaceAnalyzer,
         publisher: SignalPublisher | None = None,
+        expression_model: ExpressionModel | None = None,
     ):
+        from .models import create_expression_model
+
         self.config = config
         self.source = source
         self.analyzer = analyzer
+        self.expression_model = expression_model or create_expression_model(config.expression_model)
+        self.expression = ExpressionTracker(publish_hz=config.max_rate_hz)
+        self.attention = AttentionTracker()
+        self._item: str | None = None  # the page or post on the viewer's screen
+        self._t_s = 0.0  # stream time of the latest frame
         self.publisher = publisher or SignalPublisher(
             config.broker_url, config.agent_id, config.topic_prefix
         )
@@ -240,7 +257,7 @@ class Agent:
                 if self._stop.is_set() or time.monotonic() >= deadline:
                     break
                 faces = self.analyzer.analyze(frame.image, frame.t_ms, still=self.source.still)
-                signals = face_signals(faces)
+                self._on_frame(frame, faces)
                 del faces  # observations stay in this process and die here
                 now = time.monotonic()
                 self.latency_ms = (now - frame.captured) * 1000.0
@@ -249,7 +266,6 @@ class Agent:
                 if now - window_start >= 1.0:
                     self.fps = window_frames / (now - window_start)
                     window_start, window_frames = now, 0
-                self._on_signals(signals, frame.t_ms, now)
         finally:
             self._stop.set()
             with self._lock:
@@ -257,9 +273,12 @@ class Agent:
             heartbeat.join(timeout=self.config.heartbeat_s + 1)
             self.publisher.stop()
 
-    def _on_signals(self, signals: FaceSignals, t_ms: int, now: float) -> None:
+    def _on_frame(self, frame: Frame, faces: list[FaceObservation]) -> None:
+        signals = face_signals(faces)
+        t_ms, t_s, now = frame.t_ms, frame.t_ms / 1000.0, time.monotonic()
         with self._lock:
             self.last_signals = signals
+            self._t_s = t_s
             self._expire_locked()
             visit = self.visit
             if visit is None:
@@ -274,27 +293,93 @@ class Agent:
             if t_ms - visit.started_ms > self.config.max_visit_s * 1000:
                 self._end_visit_locked("max_duration")
                 return
-            if now - visit.last_sent < 1.0 / self.config.max_rate_hz:
-                return
-            visit.last_sent = now
+            # Each stage runs only for the scopes the viewer chose: what is not consented to
+            # is not even computed.
+            if "expression" in visit.scopes:
+                self._expression_locked(visit, frame, faces, t_s, now)
             if "attention" in visit.scopes:
-                pose = signals.pose
-                self.publisher.publish(
-                    "attention",
-                    visit=visit.id,
-                    present=signals.present,
-                    faces=signals.faces,
-                    yaw=pose.yaw if pose else None,
-                    pitch=pose.pitch if pose else None,
-                    roll=pose.roll if pose else None,
-                )
-            if "expression" in visit.scopes and signals.expression is not None:
-                self.publisher.publish(
-                    "expression",
-                    visit=visit.id,
-                    label=signals.expression,
-                    score=signals.expression_score,
-                )
+                self._attention_locked(visit, frame, faces, t_s, now)
+
+    def _expression_locked(
+        self, visit: Visit, frame: Frame, faces: list[FaceObservation], t_s: float, now: float
+    ) -> None:
+        face = main_face(faces)
+        raw = self.expression_model.estimate(frame.image, face) if face is not None else None
+        estimate = self.expression.update(t_s, raw)
+        if estimate is not None and self.expression.should_publish(now):
+            self.publisher.publish("expression", visit=visit.id, **estimate.message_fields())
+
+    def _attention_locked(
+        self, visit: Visit, frame: Frame, faces: list[FaceObservation], t_s: float, now: float
+    ) -> None:
+        height, width = frame.image.shape[:2]
+        sample = self.attention.update(t_s, faces, (width, height))
+        self.attention.drain_events()  # counted in the summary; single events stay here
+        if now - visit.last_sent < 1.0 / self.config.max_rate_hz:
+            return
+        visit.last_sent = now
+        summary = self.attention.summary()
+        distance = sample.distance_cm
+        self.publisher.publish(
+            "attention",
+            visit=visit.id,
+            present=sample.present,
+            faces=sample.faces,
+            looking=sample.looking,
+            yaw=sample.yaw,
+            pitch=sample.pitch,
+            roll=sample.roll,
+            # Rounded to 5 cm; beyond 10 m the iris is too small to measure anything.
+            distance_cm=None if distance is None or distance > 1000 else 5 * round(distance / 5),
+            blinks=summary.blinks,
+            look_aways=summary.look_aways,
+        )
+
+    def _publish_attention_summary(
+        self, visit: Visit, summary: AttentionSummary, item: str | None
+    ) -> None:
+        self.publisher.publish(
+            "attention_summary",
+            visit=visit.id,
+            item=item,
+            time_present_s=summary.time_present_s,
+            looking_share=summary.looking_share,
+            longest_look_s=summary.longest_look_s,
+            look_aways=summary.look_aways,
+            look_away_s=summary.look_away_s,
+            interruptions=summary.interruptions,
+            interruption_s=summary.interruption_s,
+            blinks=summary.blinks,
+            blink_rate_per_min=summary.blink_rate_per_min,
+            mean_distance_cm=summary.mean_distance_cm,
+            calibrated=summary.calibrated,
+            regions=summary.region_shares,
+        )
+
+    def show_item(self, item: str | None) -> None:
+        """The viewer's screen now shows `item` (a page or post; None: nothing)."""
+        if item is not None and not wire.ITEM_ID.match(item):
+            raise ValueError(f"item id {item!r} must match {wire.ITEM_ID.pattern}")
+        with self._lock:
+            if item == self._item:
+                return
+            self._item = item
+            if self.visit is not None:
+                self._switch_item_locked(self.visit, item)
+
+    def _switch_item_locked(self, visit: Visit, item: str | None) -> None:
+        """Close the item on screen, publishing what was learned during it; open `item`."""
+        t_s = self._t_s
+        previous = self.attention.item_id
+        if item is None:
+            reaction = self.expression.end_item(t_s)
+        else:
+            reaction = self.expression.start_item(item, t_s)
+        summary = self.attention.start_item(item, t_s)
+        if "expression" in visit.scopes and reaction is not None and reaction.frames:
+            self.publisher.publish("reaction", visit=visit.id, **reaction.message_fields())
+        if "attention" in visit.scopes and summary is not None and previous is not None:
+            self._publish_attention_summary(visit, summary, previous)
 
     def _start_visit_locked(self, t_ms: int) -> Visit:
         if self.last_visit is not None:
@@ -303,6 +388,11 @@ class Agent:
             self.last_visit = None
         self.visit = Visit(new_pseudonym(), self.config.consent, self._scopes, t_ms, t_ms)
         self.visits_started += 1
+        self.expression.reset()
+        self.attention.reset()
+        if self._item is not None:
+            self._t_s = t_ms / 1000.0
+            self._switch_item_locked(self.visit, self._item)
         logger.info(
             "visit %s started (%s consent to %s)",
             self.visit.id, self.config.consent, ", ".join(self._scopes),
@@ -314,9 +404,17 @@ class Agent:
         return self.visit
 
     def _end_visit_locked(self, reason: str) -> None:
-        visit, self.visit = self.visit, None
+        visit = self.visit
         if visit is None:
             return
+        if reason not in ("withdrawn", "forget"):
+            # What the screen concluded, once more at the end; never after a "stop".
+            self._switch_item_locked(visit, None)
+            if "attention" in visit.scopes:
+                self._publish_attention_summary(visit, self.attention.summary(), None)
+        self.visit = None
+        self.expression.reset()
+        self.attention.reset()
         logger.info("visit %s ended (%s)", visit.id, reason)
         self.publisher.publish(
             "visit", visit=visit.id, event="end", consent=visit.consent, scopes=list(visit.scopes)

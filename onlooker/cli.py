@@ -52,6 +52,13 @@ def _agent_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-faces", type=int, default=2, help="faces tracked at most")
     parser.add_argument(
+        "--model",
+        default=os.environ.get("ONLOOKER_MODEL", "blendshapes"),
+        metavar="NAME",
+        help="expression backend (default blendshapes, env ONLOOKER_MODEL); "
+        "`onlooker models list` shows them",
+    )
+    parser.add_argument(
         "--fast", action="store_true", help="process a video as fast as possible, not in real time"
     )
     parser.add_argument(
@@ -131,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = models_sub.add_parser("fetch", help="download and verify the model and sample media")
     fetch.add_argument("names", nargs="*", help="only these assets (default: all)")
     models_sub.add_parser("path", help="print the cache folder")
+    models_sub.add_parser("list", help="the model backends, whether they can run, and why not")
+
+    bench = sub.add_parser(
+        "bench",
+        help="compare expression backends on the same frames",
+        description="Run each --model on the same decoded frames of one source, in one run, "
+        "and print fps, ms per frame (p50/p95) and how often the backends agree.",
+    )
+    from edge.bench import add_arguments
+
+    add_arguments(bench)
     return parser
 
 
@@ -142,6 +160,17 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     if args.models_command == "path":
         print(assets.cache_dir())
+        return 0
+    if args.models_command == "list":
+        from edge.models import available_models
+
+        rows = [("name", "kind", "status", "speed", "outputs", "from")]
+        for info in available_models():
+            status = "available" if info.available else f"unavailable: {info.reason}"
+            rows.append((info.name, info.kind, status, info.speed, info.outputs, info.origin))
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
         return 0
     try:
         unknown = sorted(set(args.names) - set(assets.ASSETS))
@@ -202,6 +231,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             retention_s=args.retention,
             max_visit_s=args.max_visit,
+            expression_model=args.model,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
@@ -294,7 +324,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             sys.executable, "-m", "onlooker", "--log-level", args.log_level, "agent",
             "--source", spec, "--broker", broker_url, "--agent-id", args.agent_id,
             "--viewer-port", str(args.viewer_port), "--max-faces", str(args.max_faces),
-            "--retention", str(args.retention),
+            "--retention", str(args.retention), "--model", args.model,
         ]  # fmt: skip
         command += ["--consent", consent] if consent else []
         command += ["--fast"] if args.fast else []
@@ -337,7 +367,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge import bench
+    from edge.models import ModelUnavailableError
+
+    try:
+        report = bench.run_bench(args.model or ["blendshapes"], args.source, args.frames)
+    except (ValueError, ModelUnavailableError, RuntimeError) as exc:
+        raise CliError(str(exc)) from exc
+    print(bench.format_report(report))
+    return 0
+
+
 COMMANDS = {
+    "bench": cmd_bench,
     "demo": cmd_demo,
     "agent": cmd_agent,
     "dashboard": cmd_dashboard,

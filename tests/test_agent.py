@@ -35,14 +35,17 @@ class ScriptedSource(FrameSource):
 
     kind = "video"
 
-    def __init__(self, n: int, step_ms: int = 10, gate: threading.Event | None = None):
+    def __init__(self, n: int, step_ms: int = 10, gate: threading.Event | None = None, at=None):
         self.n, self.step_ms, self.gate = n, step_ms, gate
+        self.at = at or {}  # frame index -> callable run just before that frame
 
     def frames(self) -> Iterator[Frame]:
         image = np.zeros((8, 8, 3), np.uint8)
         for i in range(self.n):
             if self.gate is not None:
                 self.gate.wait()
+            if i in self.at:
+                self.at[i]()
             time.sleep(self.step_ms / 1000)
             yield Frame(image, i * self.step_ms, i, time.monotonic())
 
@@ -99,9 +102,16 @@ def test_consent_starts_a_visit_and_face_messages_are_rate_limited(mosquitto, wi
     assert start["visit"] == end["visit"] and start["consent"] == "viewer"
     faces = tap.of_type("attention")
     assert faces and all(m["visit"] == start["visit"] for m in faces)
-    assert faces[0]["present"] and faces[0]["yaw"] == 0.0
+    # Presence is confirmed after the tracker's enter time (0.5 s), then holds.
+    present = [m for m in faces if m["present"]]
+    assert present and faces[-1]["present"] and all(m["yaw"] == 0.0 for m in present)
     expressions = tap.of_type("expression")
-    assert len(expressions) == len(faces) and expressions[0]["label"] == "joy"
+    assert expressions and {m["label"] for m in expressions} == {"joy"}
+    assert all("AU12 lip corner puller" in m["reason_units"] for m in expressions)
+    assert len(expressions) <= int(elapsed / 0.2) + 1
+    # At the end, what the screen concluded about the whole visit.
+    (summary,) = tap.of_type("attention_summary")
+    assert summary["item"] is None and 0.5 <= summary["time_present_s"] <= 1.5
     # ≤ 5 Hz: at most one message per 0.2 s of the run, plus the first one.
     assert len(faces) <= int(elapsed / 0.2) + 1, (len(faces), elapsed)
     assert len(faces) >= 3
@@ -145,7 +155,7 @@ def test_withdrawal_ends_the_visit_and_stops_publishing(mosquitto, wiretap_facto
     (purge,) = tap.of_type("purge")
     assert purge["reason"] == "withdrawn" and purge["visit"] == tap.of_type("visit")[0]["visit"]
     cleared = {tap.topics.parse(t).kind for t, p, _ in tap.snapshot() if not p}
-    assert cleared == {"visit", "attention", "expression"}
+    assert cleared == set(wire.VISIT_TYPES) - {"purge"}
     agent.stop()
     thread.join(30)
     assert agent.visits_started == 1
@@ -161,7 +171,10 @@ def test_a_message_with_landmarks_never_reaches_the_broker(mosquitto, wiretap_fa
     assert publisher.publish(
         "visit", visit=visit, event="start", consent="viewer", scopes=["attention"]
     )
-    fields = dict(visit=visit, present=True, faces=1, yaw=0.0, pitch=0.0, roll=0.0)
+    fields = dict(
+        visit=visit, present=True, faces=1, looking=True, yaw=0.0, pitch=0.0, roll=0.0,
+        distance_cm=60, blinks=0, look_aways=0,
+    )  # fmt: skip
     assert not publisher.publish("attention", landmarks=SMILE.landmarks.tolist(), **fields)
     assert not publisher.publish("attention", **{**fields, "visit": "ffffffffffffffff"})
     assert not publisher.publish("expression", visit=visit, label="joy", score=0.5)
@@ -236,3 +249,31 @@ def wait(predicate, timeout: float) -> bool:
     while time.monotonic() < deadline and not predicate():
         time.sleep(0.05)
     return predicate()
+
+
+def test_each_page_shown_gets_its_reaction_and_attention_summary(mosquitto, wiretap_factory):
+    tap = wiretap_factory(mosquitto.url)
+    holder = {}
+    at = {60: lambda: holder["agent"].show_item("page-1"),
+          120: lambda: holder["agent"].show_item("page-2")}  # fmt: skip
+    source = ScriptedSource(180, gate=(gate := threading.Event()), at=at)
+    agent, thread = run_agent(
+        mosquitto.url, source, ScriptedAnalyzer(lambda i: True), consent="recorded-source"
+    )
+    holder["agent"] = agent
+    gate.set()
+    thread.join(30)
+    assert tap.wait_for(lambda: len(tap.of_type("visit")) == 2, 5), tap.dump()
+    reactions = {m["item"]: m for m in tap.of_type("reaction")}
+    assert sorted(reactions) == ["page-1", "page-2"]
+    for reaction in reactions.values():
+        assert reaction["frames"] == 60 and reaction["seconds"] == pytest.approx(0.6, abs=0.02)
+        joy = wire.EXPRESSIONS.index("joy")
+        assert reaction["peak"][joy] == max(reaction["peak"]) and reaction["mean"][joy] > 0.5
+    summaries = {m["item"]: m for m in tap.of_type("attention_summary")}
+    assert set(summaries) == {None, "page-1", "page-2"}
+    # The whole-visit summary comes last, just before the visit's end.
+    kinds = [m["type"] for m in tap.decoded() if m["type"] != "heartbeat"]
+    assert kinds[-2:] == ["attention_summary", "visit"]
+    with pytest.raises(ValueError):
+        agent.show_item("Page One")

