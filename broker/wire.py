@@ -10,7 +10,7 @@ Topic layout (``<prefix>`` defaults to ``onlooker/v1``)::
     <prefix>/agents/<agent>/available            retained  "online" | "offline" (last will)
     <prefix>/agents/<agent>/heartbeat                      JSON  type "heartbeat"
     <prefix>/agents/<agent>/visits/<visit>/<type>          JSON  a visit-scoped type
-                                (visit, attention, attention_summary, expression, reaction, purge)
+                  (visit, attention, attention_summary, expression, reaction, page, reading, purge)
 
 Each visit-scoped signal type belongs to one consent scope (`SCOPE_OF`): a message is
 published only when its visit's viewer consented to that scope.
@@ -39,6 +39,9 @@ VISIT_ID = re.compile(r"^[a-z0-9]{8,32}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 EXPRESSIONS = ("neutral", "joy", "surprise", "anger", "sadness", "fear", "disgust", "contempt")
+TOPICS = ("health", "money", "politics", "love", "technology", "travel", "food", "nature")
+"""What a page or post is about: the vocabulary from which interests are inferred."""
+READING_STATES = ("reading", "not_reading", "away")
 SCOPES = ("expression", "attention", "reading")
 """What a viewer can consent to, one by one."""
 CONSENT_KINDS = ("viewer", "recorded-source")
@@ -293,18 +296,48 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
         "peak": ListOf(Num(0.0, 1.0), len(EXPRESSIONS)),
         "mean": ListOf(Num(0.0, 1.0), len(EXPRESSIONS)),
     },
+    "page": {
+        "visit": Text(32),
+        "item": Text(48),
+        "topic": Text(16, TOPICS),
+        "words": Num(0, 100_000, integer=True),
+        "seconds": Num(0, 86_400, digits=1),
+        "away_s": Num(0, 86_400, digits=1),
+        "wpm": Optional_(Num(0, 100_000, digits=0)),
+        "skim": Flag(),
+        "dwell": Flag(),
+        "revisit": Flag(),
+        "back_turn": Flag(),
+        "lines_read": Optional_(Num(0, 10_000, integer=True)),
+        "weight": Num(0.0, 1.0),
+    },
+    "reading": {
+        "visit": Text(32),
+        "item": Optional_(Text(48)),
+        "state": Text(16, READING_STATES),
+        "lines_read": Optional_(Num(0, 10_000, integer=True)),
+        "gaze_wpm": Optional_(Num(0, 100_000, digits=0)),
+        "skimming": Flag(),
+        "progress": Optional_(Num(0.0, 1.0)),
+        "personal_wpm": Num(0, 100_000, digits=0),
+        "time_left_s": Optional_(Num(0, 1e7, digits=0)),
+    },
     # A command, not a signal: delete the visit and everything derived from it, everywhere.
     "purge": {
         "visit": Text(32),
         "reason": Text(16, PURGE_REASONS),
     },
 }
-VISIT_TYPES = ("visit", "attention", "attention_summary", "expression", "reaction", "purge")
+VISIT_TYPES = (
+    "visit", "attention", "attention_summary", "expression", "reaction", "page", "reading", "purge",
+)  # fmt: skip
 SCOPE_OF = {
     "attention": "attention",
     "attention_summary": "attention",
     "expression": "expression",
     "reaction": "expression",
+    "page": "reading",
+    "reading": "reading",
 }
 """The consent scope each visit-scoped signal type needs (`visit` and `purge` need none)."""
 
