@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 from broker import wire
 
-from .attention import AttentionSummary, AttentionTracker
+from .attention import AttentionSample, AttentionSummary, AttentionTracker
 from .expression import ExpressionModel, ExpressionTracker
 from .face import FaceAnalyzer, FaceObservation
 from .publisher import SignalPublisher
+from .reader import ItemLayout, ReadingSession
 from .signals import FaceSignals, face_signals, main_face
 from .sources import Frame, FrameSource
 
@@ -88,6 +89,7 @@ class Visit:
     last_seen_ms: int
     started_at: float = field(default_factory=time.monotonic)
     last_sent: float = 0.0
+    last_reading_sent: float = 0.0
 
 
 @dataclass
@@ -125,7 +127,9 @@ class Agent:
         self.expression_model = expression_model or create_expression_model(config.expression_model)
         self.expression = ExpressionTracker(publish_hz=config.max_rate_hz)
         self.attention = AttentionTracker()
+        self.reading = ReadingSession()
         self._item: str | None = None  # the page or post on the viewer's screen
+        self._layout: ItemLayout | None = None
         self._t_s = 0.0  # stream time of the latest frame
         self.publisher = publisher or SignalPublisher(
             config.broker_url, config.agent_id, config.topic_prefix
@@ -297,8 +301,14 @@ class Agent:
             # is not even computed.
             if "expression" in visit.scopes:
                 self._expression_locked(visit, frame, faces, t_s, now)
-            if "attention" in visit.scopes:
-                self._attention_locked(visit, frame, faces, t_s, now)
+            if "attention" in visit.scopes or "reading" in visit.scopes:
+                height, width = frame.image.shape[:2]
+                sample = self.attention.update(t_s, faces, (width, height))
+                self.attention.drain_events()  # counted in the summary; events stay here
+                if "attention" in visit.scopes:
+                    self._attention_locked(visit, sample, now)
+                if "reading" in visit.scopes:
+                    self._reading_locked(visit, sample, t_s, now)
 
     def _expression_locked(
         self, visit: Visit, frame: Frame, faces: list[FaceObservation], t_s: float, now: float
@@ -309,12 +319,16 @@ class Agent:
         if estimate is not None and self.expression.should_publish(now):
             self.publisher.publish("expression", visit=visit.id, **estimate.message_fields())
 
-    def _attention_locked(
-        self, visit: Visit, frame: Frame, faces: list[FaceObservation], t_s: float, now: float
-    ) -> None:
-        height, width = frame.image.shape[:2]
-        sample = self.attention.update(t_s, faces, (width, height))
-        self.attention.drain_events()  # counted in the summary; single events stay here
+    def _reading_locked(self, visit: Visit, sample: AttentionSample, t_s: float, now: float):
+        self.reading.update(
+            t_s, sample.present, sample.looking, sample.gaze_yaw, sample.distance_cm
+        )
+        if self._layout is None or now - visit.last_reading_sent < 1.0:
+            return
+        visit.last_reading_sent = now
+        self.publisher.publish("reading", visit=visit.id, **self.reading.state())
+
+    def _attention_locked(self, visit: Visit, sample: AttentionSample, now: float) -> None:
         if now - visit.last_sent < 1.0 / self.config.max_rate_hz:
             return
         visit.last_sent = now
@@ -356,14 +370,16 @@ class Agent:
             regions=summary.region_shares,
         )
 
-    def show_item(self, item: str | None) -> None:
+    def show_item(self, item: str | None, layout: ItemLayout | None = None) -> None:
         """The viewer's screen now shows `item` (a page or post; None: nothing)."""
         if item is not None and not wire.ITEM_ID.match(item):
             raise ValueError(f"item id {item!r} must match {wire.ITEM_ID.pattern}")
+        if layout is not None and layout.item != item:
+            raise ValueError("the layout describes another item")
         with self._lock:
             if item == self._item:
                 return
-            self._item = item
+            self._item, self._layout = item, layout
             if self.visit is not None:
                 self._switch_item_locked(self.visit, item)
 
@@ -380,6 +396,9 @@ class Agent:
             self.publisher.publish("reaction", visit=visit.id, **reaction.message_fields())
         if "attention" in visit.scopes and summary is not None and previous is not None:
             self._publish_attention_summary(visit, summary, previous)
+        page = self.reading.show(self._layout if item is not None else None, t_s)
+        if "reading" in visit.scopes and page is not None:
+            self.publisher.publish("page", visit=visit.id, **page)
 
     def _start_visit_locked(self, t_ms: int) -> Visit:
         if self.last_visit is not None:
@@ -390,6 +409,7 @@ class Agent:
         self.visits_started += 1
         self.expression.reset()
         self.attention.reset()
+        self.reading = ReadingSession()
         if self._item is not None:
             self._t_s = t_ms / 1000.0
             self._switch_item_locked(self.visit, self._item)
@@ -415,6 +435,7 @@ class Agent:
         self.visit = None
         self.expression.reset()
         self.attention.reset()
+        self.reading = ReadingSession()
         logger.info("visit %s ended (%s)", visit.id, reason)
         self.publisher.publish(
             "visit", visit=visit.id, event="end", consent=visit.consent, scopes=list(visit.scopes)

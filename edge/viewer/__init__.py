@@ -13,6 +13,8 @@ from werkzeug.serving import make_server
 
 from broker import wire
 
+from ..reader import ItemLayout
+
 if TYPE_CHECKING:
     from ..agent import Agent
 
@@ -60,15 +62,14 @@ def create_viewer_app(agent: Agent) -> Flask:
 
     @app.post("/api/item")
     def item():
-        """The page or post now on the viewer's screen ({"item": null}: none)."""
+        """The page or post now on the viewer's screen, with its layout ({"item": null}: none)."""
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not (
-            body.get("item") is None or isinstance(body["item"], str)
-        ):
-            return jsonify(error='send {"item": "page-1"} or {"item": null}'), 400
+        if not isinstance(body, dict) or "item" not in body:
+            return jsonify(error='send {"item": "page-1", "topic": ..., "words": ...}'), 400
         try:
-            agent.show_item(body["item"])
-        except ValueError as exc:
+            layout = _layout(body) if body["item"] is not None else None
+            agent.show_item(body["item"], layout)
+        except (TypeError, ValueError) as exc:
             return jsonify(error=str(exc)), 400
         return jsonify(item=body["item"])
 
@@ -81,6 +82,35 @@ def create_viewer_app(agent: Agent) -> Flask:
         return jsonify({**agent.status(), "learned": agent.learned(), "forgotten": forgotten})
 
     return app
+
+
+LAYOUT_FIELDS = ("topic", "words", "lines", "words_per_line", "box_fraction", "words_after")
+
+
+def _layout(body: dict) -> ItemLayout | None:
+    """The item's layout from the page's report; None when it sent only the id."""
+    if "topic" not in body:
+        return None
+    unknown = sorted(set(body) - {"item", *LAYOUT_FIELDS})
+    if unknown:
+        raise ValueError(f"unknown fields {unknown}")
+    for name in LAYOUT_FIELDS:
+        value = body.get(name)
+        if (
+            name != "topic"
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ):
+            raise TypeError(f"{name} must be a number")
+    return ItemLayout(
+        item=body["item"],
+        topic=body["topic"],
+        words=int(body.get("words") or 0),
+        lines=int(body["lines"]) if body.get("lines") else None,
+        words_per_line=body.get("words_per_line"),
+        box_fraction=body.get("box_fraction"),
+        words_after=int(body.get("words_after") or 0),
+    )
 
 
 def _example() -> str:
