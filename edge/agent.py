@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import secrets
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import cv2
+
 from broker import wire
 
-from .attention import AttentionSample, AttentionSummary, AttentionTracker
+from .attention import AttentionSample, AttentionSummary, AttentionTracker, ScreenCalibration
 from .expression import ExpressionModel, ExpressionTracker
 from .face import FaceAnalyzer, FaceObservation
 from .publisher import SignalPublisher
@@ -20,6 +24,24 @@ from .signals import FaceSignals, face_signals, main_face
 from .sources import Frame, FrameSource
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much work the agent does per frame: the knobs for small devices."""
+
+    width: int | None  # frames wider than this are scaled down before inference (None: never)
+    infer_every: int  # run the face model on every n-th frame, reuse its faces in between
+    max_rate_hz: float  # signal messages per second, at most
+
+
+PROFILES = {
+    "default": Profile(width=None, infer_every=1, max_rate_hz=5.0),
+    # A Raspberry Pi 4/5: a third of the pixels and half the inferences of a laptop.
+    "pi": Profile(width=384, infer_every=2, max_rate_hz=2.0),
+}
+MAX_INFER_EVERY = 6
+"""When the model falls behind the camera, it runs on at most every 6th frame."""
 
 
 @dataclass
@@ -41,6 +63,10 @@ class AgentConfig:
         metadata={"help": "what a recorded source consents to (a viewer chooses on the page)"},
     )
     max_rate_hz: float = field(default=5.0, metadata={"help": "signal messages per second, max"})
+    profile: str = field(
+        default="default",
+        metadata={"help": "default, or pi: lower resolution and every 2nd frame for small boards"},
+    )
     expression_model: str = field(
         default="blendshapes",
         metadata={"help": "expression backend (`onlooker models list` shows them)"},
@@ -73,6 +99,8 @@ class AgentConfig:
             raise ValueError("heartbeat_s must be > 0 and leave_after_s ≥ 0")
         if self.max_visit_s <= 0 or self.retention_s < 0:
             raise ValueError("max_visit_s must be > 0 and retention_s ≥ 0")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {sorted(PROFILES)}, not {self.profile!r}")
         from .models import check_model_name
 
         check_model_name(self.expression_model)
@@ -125,11 +153,16 @@ class Agent:
         self.source = source
         self.analyzer = analyzer
         self.expression_model = expression_model or create_expression_model(config.expression_model)
-        self.expression = ExpressionTracker(publish_hz=config.max_rate_hz)
+        self.profile = PROFILES[config.profile]
+        self.max_rate_hz = min(config.max_rate_hz, self.profile.max_rate_hz)
+        self.infer_every = self.profile.infer_every  # raised while the model falls behind
+        self.expression = ExpressionTracker(publish_hz=self.max_rate_hz)
         self.attention = AttentionTracker()
         self.reading = ReadingSession()
         self._item: str | None = None  # the page or post on the viewer's screen
         self._layout: ItemLayout | None = None
+        self._gaze_calibration: ScreenCalibration | None = None  # being collected
+        self._gaze_target: int | None = None  # the dot the viewer is asked to look at
         self._t_s = 0.0  # stream time of the latest frame
         self.publisher = publisher or SignalPublisher(
             config.broker_url, config.agent_id, config.topic_prefix
@@ -256,13 +289,32 @@ class Agent:
             time.monotonic() + self.config.duration_s if self.config.duration_s else float("inf")
         )
         window_start, window_frames = time.monotonic(), 0
+        still = self.source.still
+        # A camera (or a video paced like one) cannot wait: when the model is slower than the
+        # frames arrive, it runs on fewer of them instead of building a queue.
+        adaptive = not still and getattr(self.source, "realtime", True)
+        budget_ms = 1000.0 / (self.source.fps or 30.0)
+        model_ms: float | None = None
+        faces: list[FaceObservation] = []
+        since_inference = self.infer_every  # infer on the first frame
         try:
             for frame in self.source.frames():
                 if self._stop.is_set() or time.monotonic() >= deadline:
                     break
-                faces = self.analyzer.analyze(frame.image, frame.t_ms, still=self.source.still)
+                frame = self._scaled(frame)
+                if still or since_inference >= self.infer_every:
+                    started = time.perf_counter()
+                    faces = self.analyzer.analyze(frame.image, frame.t_ms, still=still)
+                    spent = (time.perf_counter() - started) * 1000.0
+                    model_ms = spent if model_ms is None else 0.8 * model_ms + 0.2 * spent
+                    since_inference = 0
+                    if adaptive:
+                        needed = math.ceil(model_ms / (0.8 * budget_ms))
+                        self.infer_every = min(
+                            MAX_INFER_EVERY, max(self.profile.infer_every, needed)
+                        )
+                since_inference += 1
                 self._on_frame(frame, faces)
-                del faces  # observations stay in this process and die here
                 now = time.monotonic()
                 self.latency_ms = (now - frame.captured) * 1000.0
                 self.frames += 1
@@ -270,12 +322,23 @@ class Agent:
                 if now - window_start >= 1.0:
                     self.fps = window_frames / (now - window_start)
                     window_start, window_frames = now, 0
+            faces = []  # observations stay in this process and die here
         finally:
             self._stop.set()
             with self._lock:
                 self._end_visit_locked("stopped")
             heartbeat.join(timeout=self.config.heartbeat_s + 1)
             self.publisher.stop()
+
+    def _scaled(self, frame: Frame) -> Frame:
+        """The frame at the profile's width (landmarks are normalised, so nothing else moves)."""
+        width = self.profile.width
+        height, actual = frame.image.shape[:2]
+        if width is None or actual <= width:
+            return frame
+        size = (width, round(height * width / actual))
+        image = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
+        return dataclasses.replace(frame, image=image)
 
     def _on_frame(self, frame: Frame, faces: list[FaceObservation]) -> None:
         signals = face_signals(faces)
@@ -305,6 +368,11 @@ class Agent:
                 height, width = frame.image.shape[:2]
                 sample = self.attention.update(t_s, faces, (width, height))
                 self.attention.drain_events()  # counted in the summary; events stay here
+                if self._gaze_target is not None and sample.gaze_yaw is not None:
+                    assert self._gaze_calibration is not None
+                    self._gaze_calibration.add(
+                        self._gaze_target, sample.gaze_yaw, sample.gaze_pitch or 0.0
+                    )
                 if "attention" in visit.scopes:
                     self._attention_locked(visit, sample, now)
                 if "reading" in visit.scopes:
@@ -329,7 +397,7 @@ class Agent:
         self.publisher.publish("reading", visit=visit.id, **self.reading.state())
 
     def _attention_locked(self, visit: Visit, sample: AttentionSample, now: float) -> None:
-        if now - visit.last_sent < 1.0 / self.config.max_rate_hz:
+        if now - visit.last_sent < 1.0 / self.max_rate_hz:
             return
         visit.last_sent = now
         summary = self.attention.summary()
@@ -400,6 +468,45 @@ class Agent:
         if "reading" in visit.scopes and page is not None:
             self.publisher.publish("page", visit=visit.id, **page)
 
+    # --- calibration, asked for by the viewer page (held for one visit, then forgotten) -------
+
+    def calibrate_expression(self, emotion: str, phase: str) -> dict:
+        """ "Show a happy face": start or end collecting how this viewer shows `emotion`."""
+        with self._lock:
+            if self.visit is None or "expression" not in self.visit.scopes:
+                raise ValueError("calibration needs a running visit with expression consent")
+            if phase == "start":
+                self.expression.start_calibration(emotion)
+                return {"calibrating": emotion}
+            if phase == "end":
+                done = self.expression.end_calibration()
+                return {"calibrated": done is not None, "emotion": emotion}
+            raise ValueError("phase must be start or end")
+
+    def calibrate_gaze(self, phase: str, region: int | None = None) -> dict:
+        """Look-at-the-dots: start, point at `region` 0..8 (None: between dots), or end."""
+        with self._lock:
+            if self.visit is None or not {"attention", "reading"} & set(self.visit.scopes):
+                raise ValueError("calibration needs a running visit with attention consent")
+            if phase == "start":
+                self._gaze_calibration, self._gaze_target = ScreenCalibration(), None
+                return {"calibrating": "gaze"}
+            if self._gaze_calibration is None:
+                raise ValueError("start the gaze calibration first")
+            if phase == "point":
+                if region is not None and region not in range(9):
+                    raise ValueError("region must be 0..8 or null")
+                self._gaze_target = region
+                return {"region": region}
+            if phase == "end":
+                calibration, self._gaze_calibration = self._gaze_calibration, None
+                self._gaze_target = None
+                fitted = calibration.fit()
+                if fitted:
+                    self.attention.set_calibration(calibration)
+                return {"calibrated": fitted}
+            raise ValueError("phase must be start, point or end")
+
     def _start_visit_locked(self, t_ms: int) -> Visit:
         if self.last_visit is not None:
             # One visit at a time is remembered on the device; the previous one goes now.
@@ -435,6 +542,8 @@ class Agent:
         self.visit = None
         self.expression.reset()
         self.attention.reset()
+        self.attention.set_calibration(None)  # calibrations belong to the visit
+        self._gaze_calibration = self._gaze_target = None
         self.reading = ReadingSession()
         logger.info("visit %s ended (%s)", visit.id, reason)
         self.publisher.publish(

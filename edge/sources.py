@@ -36,6 +36,8 @@ class FrameSource(ABC):
 
     kind: str  # "camera" | "video" | "images" (the heartbeat's `source` field)
     still: bool = False  # True when frames are unrelated stills (IMAGE mode, not VIDEO)
+    fps: float = 30.0  # the pace frames arrive at in real time
+    dropped: int = 0  # frames skipped because processing fell behind
 
     @abstractmethod
     def frames(self) -> Iterator[Frame]:
@@ -58,6 +60,8 @@ class CameraSource(FrameSource):
         self.index = index
         self.stall_timeout_s = stall_timeout_s
         self._cap = cv2.VideoCapture(index)
+        # Keep only the newest frame: a slow consumer sees the present, not a growing queue.
+        self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(
@@ -109,6 +113,7 @@ class VideoFileSource(FrameSource):
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        self.dropped = 0  # frames skipped because processing fell behind real time
 
     def frames(self) -> Iterator[Frame]:
         step_ms = 1000.0 / self.fps
@@ -117,11 +122,19 @@ class VideoFileSource(FrameSource):
         while True:
             read_any = False
             while True:
+                t_ms = int(index * step_ms)
+                if self.realtime and time.monotonic() - start > (t_ms + 2 * step_ms) / 1000.0:
+                    # Behind a camera's pace: drop the frame undecoded instead of queueing.
+                    if not self._cap.grab():
+                        break
+                    read_any = True
+                    self.dropped += 1
+                    index += 1
+                    continue
                 ok, bgr = self._cap.read()
                 if not ok:
                     break
                 read_any = True
-                t_ms = int(index * step_ms)
                 if self.realtime:
                     delay = start + t_ms / 1000.0 - time.monotonic()
                     if delay > 0:

@@ -52,6 +52,12 @@ def _agent_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-faces", type=int, default=2, help="faces tracked at most")
     parser.add_argument(
+        "--profile",
+        choices=("default", "pi"),
+        default="default",
+        help="pi: smaller frames and the model on every 2nd frame, for a Raspberry Pi",
+    )
+    parser.add_argument(
         "--model",
         default=os.environ.get("ONLOOKER_MODEL", "blendshapes"),
         metavar="NAME",
@@ -232,6 +238,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             retention_s=args.retention,
             max_visit_s=args.max_visit,
             expression_model=args.model,
+            profile=args.profile,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
@@ -324,7 +331,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             sys.executable, "-m", "onlooker", "--log-level", args.log_level, "agent",
             "--source", spec, "--broker", broker_url, "--agent-id", args.agent_id,
             "--viewer-port", str(args.viewer_port), "--max-faces", str(args.max_faces),
-            "--retention", str(args.retention), "--model", args.model,
+            "--retention", str(args.retention), "--model", args.model, "--profile", args.profile,
         ]  # fmt: skip
         command += ["--consent", consent] if consent else []
         command += ["--fast"] if args.fast else []

@@ -35,12 +35,15 @@ class ScriptedSource(FrameSource):
 
     kind = "video"
 
-    def __init__(self, n: int, step_ms: int = 10, gate: threading.Event | None = None, at=None):
+    def __init__(self, n: int, step_ms: int = 10, gate: threading.Event | None = None, at=None,
+                 size=(8, 8)):  # fmt: skip
         self.n, self.step_ms, self.gate = n, step_ms, gate
+        self.width, self.height = size
+        self.fps = 1000 / step_ms
         self.at = at or {}  # frame index -> callable run just before that frame
 
     def frames(self) -> Iterator[Frame]:
-        image = np.zeros((8, 8, 3), np.uint8)
+        image = np.zeros((self.height, self.width, 3), np.uint8)
         for i in range(self.n):
             if self.gate is not None:
                 self.gate.wait()
@@ -55,11 +58,13 @@ class ScriptedAnalyzer(FaceAnalyzer):
 
     name, version = "scripted", "1"
 
-    def __init__(self, has_face):
-        self.has_face, self.calls = has_face, 0
+    def __init__(self, has_face, cost_s: float = 0.0):
+        self.has_face, self.calls, self.cost_s, self.widths = has_face, 0, cost_s, set()
 
     def analyze(self, image, t_ms, still=False):
         self.calls += 1
+        self.widths.add(image.shape[1])
+        time.sleep(self.cost_s)
         return [SMILE] if self.has_face(self.calls - 1) else []
 
 
@@ -277,3 +282,25 @@ def test_each_page_shown_gets_its_reaction_and_attention_summary(mosquitto, wire
     assert kinds[-2:] == ["attention_summary", "visit"]
     with pytest.raises(ValueError):
         agent.show_item("Page One")
+
+
+def test_the_pi_profile_scales_frames_and_infers_on_every_second_one(mosquitto):
+    analyzer = ScriptedAnalyzer(lambda i: True)
+    source = ScriptedSource(100, step_ms=40, size=(1280, 720))
+    agent, thread = run_agent(mosquitto.url, source, analyzer, profile="pi")
+    thread.join(30)
+    assert agent.frames == 100
+    assert analyzer.calls == 50
+    assert analyzer.widths == {384}
+    assert agent.max_rate_hz == 2.0
+
+
+def test_a_slow_model_runs_on_fewer_frames_instead_of_queueing(mosquitto):
+    # Frames every 20 ms (50 fps) and a model that needs 60 ms: it must skip frames.
+    analyzer = ScriptedAnalyzer(lambda i: True, cost_s=0.06)
+    source = ScriptedSource(60, step_ms=20)
+    agent, thread = run_agent(mosquitto.url, source, analyzer)
+    thread.join(60)
+    assert agent.frames == 60
+    assert agent.infer_every >= 4
+    assert analyzer.calls <= 60 / 3
