@@ -26,9 +26,26 @@ DEFAULTS: dict[str, Any] = {
     "SSE_POLL_S": 1.0,  # how often a stream wakes to notice timeouts and shutdown
     "SSE_MAX_S": 600.0,  # streams end after this; EventSource reconnects with a fresh snapshot
     "CLOCK": None,  # a seam for tests: a callable returning Unix time
+    "BROKER_USERNAME": None,  # MQTT credentials; from the environment, never only the CLI
+    "BROKER_PASSWORD": None,
+    "BROKER_TLS_CA": None,  # a CA file: TLS to the broker (as does an mqtts:// URL)
+    "SSE_MIN_INTERVAL_S": 0.1,  # changes are batched this long: 20 busy agents, 10 sends a second
+    "BIND_HOST": "127.0.0.1",  # set by the server; off loopback, admin actions need the token
+    "ADMIN_TOKEN": None,  # reset and purge need it when set, and always off loopback
 }
-ENV_OVERRIDES = {"ONLOOKER_BROKER": "BROKER_URL", "ONLOOKER_TOPIC_PREFIX": "TOPIC_PREFIX"}
-CONTENT_SECURITY_POLICY = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+ENV_OVERRIDES = {
+    "ONLOOKER_BROKER": "BROKER_URL",
+    "ONLOOKER_TOPIC_PREFIX": "TOPIC_PREFIX",
+    "ONLOOKER_MQTT_USERNAME": "BROKER_USERNAME",
+    "ONLOOKER_MQTT_PASSWORD": "BROKER_PASSWORD",
+    "ONLOOKER_MQTT_CA": "BROKER_TLS_CA",
+    "ONLOOKER_ADMIN_TOKEN": "ADMIN_TOKEN",
+}
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import threading
@@ -12,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from dashboard import profile
 from dashboard.state import DashboardState
 
 logger = logging.getLogger(__name__)
@@ -46,25 +49,167 @@ def visit(visit_id: str) -> Response | tuple[Response, int]:
     return jsonify(visit=found)
 
 
+@bp.get("/api/visits/<visit_id>/raw")
+def visit_raw(visit_id: str) -> Response | tuple[Response, int]:
+    """The exact payloads kept for a visit, as they left the device: ``{key: payload}``.
+
+    Keys are a message type (its latest message), ``type:item`` for a page or post, and
+    ``visit:start`` / ``visit:end``.
+    """
+    found = _state().raw(visit_id)
+    if found is None:
+        return jsonify(error=f"no visit {visit_id!r}"), 404
+    return jsonify(visit=visit_id, raw=found)
+
+
+@bp.get("/api/agents/<agent_id>/raw")
+def agent_raw(agent_id: str) -> Response | tuple[Response, int]:
+    """The agent's latest heartbeat exactly as it arrived."""
+    state = _state()
+    if state.agent(agent_id) is None:
+        return jsonify(error=f"no agent {agent_id!r}"), 404
+    return jsonify(agent=agent_id, raw={"heartbeat": state.raw_heartbeat(agent_id)})
+
+
 @bp.get("/api/crowd")
 def crowd() -> Response:
-    """Figures across visits; each is withheld ("not enough visits") below k visits."""
-    return jsonify(_state().crowd())
+    """Figures across visits; each is withheld ("not enough visits") below k visits.
+
+    ``?visit=<id>`` adds how that visit compares (`compare`) and the conclusions drawn from it.
+    """
+    visit_id = request.args.get("visit")
+    state = _state()
+    figures = state.crowd(visit_id)
+    if visit_id is not None:
+        figures["conclusions"] = profile.crowd_conclusions(figures["compare"], state.crowd_k)
+    return jsonify(figures)
+
+
+def _health() -> dict[str, Any]:
+    subscriber = current_app.extensions.get("onlooker_mqtt")
+    connected = bool(subscriber is not None and subscriber.connected)
+    return {
+        "status": "ok" if connected else "degraded",
+        "mqtt_connected": connected,
+        **_state().counters(),
+    }
 
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """``ok`` while the subscriber is connected and subscribed, else ``degraded``."""
-    subscriber = current_app.extensions.get("onlooker_mqtt")
-    connected = bool(subscriber is not None and subscriber.connected)
-    counters = _state().counters()
-    return jsonify(
-        status="ok" if connected else "degraded",
-        mqtt_connected=connected,
-        received=counters["received"],
-        accepted=counters["accepted"],
-        rejected=counters["rejected"],
+    """``ok`` while the subscriber is connected and subscribed, else ``degraded``; counters."""
+    return jsonify(_health())
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The counters of /healthz and per-agent figures in the Prometheus text format."""
+    health = _health()
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, doc: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP onlooker_{name} {doc}")
+        lines.append(f"# TYPE onlooker_{name} {kind}")
+        for labels, value in samples:
+            lines.append(f"onlooker_{name}{labels} {value:g}")
+
+    # Label values are wire-validated agent ids, topic kinds and our own reason keys: no
+    # quote or backslash can reach them, so they need no escaping.
+    def one(value: float) -> list[tuple[str, float]]:
+        return [("", value)]
+
+    def per(label: str, values: dict[str, Any]) -> list[tuple[str, float]]:
+        return [(f'{{{label}="{k}"}}', v) for k, v in sorted(values.items()) if v is not None]
+
+    agents = {a["agent"]: a for a in _state().agents()}
+
+    def per_agent(name: str) -> list[tuple[str, float]]:
+        return per("agent", {k: a[name] for k, a in agents.items()})
+
+    table = [
+        ("mqtt_connected", "gauge", "1 while subscribed to the broker.",
+         one(int(health["mqtt_connected"]))),
+        ("messages_received_total", "counter", "Messages on subscribed topics, valid or not.",
+         one(health["received"])),
+        ("messages_accepted_total", "counter", "Messages applied, by topic kind.",
+         per("kind", health["accepted"])),
+        ("messages_rejected_total", "counter", "Messages dropped as off-contract, by reason.",
+         per("reason", health["rejected"])),
+        ("messages_duplicate_total", "counter", "QoS 1 re-deliveries recognised and ignored.",
+         one(health["duplicates"])),
+        ("messages_dropped_total", "counter", "Messages agents sent that never arrived.",
+         one(health["dropped"])),
+        ("agent_restarts_total", "counter", "Agent processes seen starting again.",
+         one(health["restarts"])),
+        ("visits", "gauge", "Visits held in memory.", one(health["visits"])),
+        ("visits_active", "gauge", "Visits running now.", one(health["visits_active"])),
+        ("agent_online", "gauge", "1 while the agent is online.",
+         per("agent", {k: int(a["online"]) for k, a in agents.items()})),
+        ("agent_fps", "gauge", "Frames analysed per second (last heartbeat).", per_agent("fps")),
+        ("agent_clock_skew_seconds", "gauge", "Agent ts minus the dashboard's clock (median).",
+         per_agent("clock_skew_s")),
+        ("agent_dropped_messages", "gauge", "Messages of this agent process that never arrived.",
+         per_agent("gaps")),
+    ]  # fmt: skip
+    for name, kind, doc, samples in table:
+        metric(name, kind, doc, samples)
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+# --- admin actions ----------------------------------------------------------------------------
+
+
+def _loopback(host: str | None) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _admin_refusal() -> tuple[Response, int] | None:
+    """None when the request may reset or purge; else the JSON refusal.
+
+    A request must be JSON (a cross-site form cannot send that without CORS, which we never
+    allow) and come from the page's own origin. When the dashboard listens beyond loopback,
+    or a token is configured, it must carry the token too.
+    """
+    if not request.is_json:
+        return jsonify(error="send Content-Type: application/json"), 415
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != request.host_url.rstrip("/"):
+        return jsonify(error="cross-origin admin request refused"), 403
+    token = current_app.config.get("ADMIN_TOKEN")
+    exposed = not _loopback(current_app.config.get("BIND_HOST")) or not _loopback(
+        request.remote_addr
     )
+    if not token and not exposed:
+        return None
+    if not token:
+        return jsonify(error="admin actions are off: set ONLOOKER_ADMIN_TOKEN"), 403
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), str(token).encode()):
+        return jsonify(error="admin token missing or wrong"), 401
+    return None
+
+
+@bp.post("/api/admin/reset")
+def admin_reset() -> Response | tuple[Response, int]:
+    """Delete every visit held here (between volunteers); agents stay."""
+    refused = _admin_refusal()
+    if refused is not None:
+        return refused
+    deleted = _state().reset()
+    logger.info("admin reset: %d visits deleted", deleted)
+    return jsonify(deleted=deleted)
+
+
+@bp.post("/api/admin/purge/<visit_id>")
+def admin_purge(visit_id: str) -> Response | tuple[Response, int]:
+    """Delete one visit here and everything derived from it; later messages cannot revive it."""
+    refused = _admin_refusal()
+    if refused is not None:
+        return refused
+    return jsonify(visit=visit_id, purged=_state().purge(visit_id))
 
 
 @bp.get("/api/stream")
@@ -77,6 +222,7 @@ def stream() -> Response:
         keepalive_s=float(app.config["SSE_KEEPALIVE_S"]),
         poll_s=float(app.config["SSE_POLL_S"]),
         max_s=float(app.config["SSE_MAX_S"]),
+        min_interval_s=float(app.config["SSE_MIN_INTERVAL_S"]),
     )
     return Response(
         events,
@@ -90,7 +236,12 @@ def _event(kind: str, data: dict[str, Any]) -> str:
 
 
 def _events(
-    state: DashboardState, stop: threading.Event, keepalive_s: float, poll_s: float, max_s: float
+    state: DashboardState,
+    stop: threading.Event,
+    keepalive_s: float,
+    poll_s: float,
+    max_s: float,
+    min_interval_s: float = 0.0,
 ) -> Iterator[str]:
     # Waits are bounded by poll_s, so a stream notices shutdown (and heartbeat timeouts)
     # within a second and never holds a server thread forever.
@@ -109,6 +260,10 @@ def _events(
         elif changes.events:
             yield "".join(_event(kind, data) for kind, data in changes.events)
             last_sent = time.monotonic()
+            # Busy agents change a visit many times a second; a short pause lets those
+            # changes fold into one event per visit, so the browser keeps up.
+            if min_interval_s > 0:
+                stop.wait(min_interval_s)
         elif time.monotonic() - last_sent >= keepalive_s:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
@@ -125,7 +280,7 @@ def open_streams(app: Flask) -> None:
 
 
 def _is_api_request() -> bool:
-    return request.path.startswith("/api/") or request.path == "/healthz"
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/metrics")
 
 
 @bp.app_errorhandler(HTTPException)

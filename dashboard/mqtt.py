@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import ssl
 import threading
 from typing import Any
 
@@ -20,6 +21,17 @@ EXTENSION = "onlooker_mqtt"
 KEEPALIVE_S = 30
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
+MQTTS_PORT = 8883
+
+
+def parse_url(url: str) -> tuple[str, int, bool]:
+    """Split ``mqtt://host:port`` or ``mqtts://host:port`` into host, port and TLS."""
+    if url.startswith("mqtts://"):
+        host, port = wire.parse_broker_url("mqtt://" + url[len("mqtts://") :])
+        has_port = url.rstrip("/").rsplit(":", 1)[-1].isdigit()
+        return host, port if has_port else MQTTS_PORT, True
+    host, port = wire.parse_broker_url(url)
+    return host, port, False
 
 
 class MqttSubscriber:
@@ -30,6 +42,9 @@ class MqttSubscriber:
         self.broker_url = ""
         self.topics = wire.Topics()
         self.client_id = ""
+        self.username: str | None = None
+        self.password: str | None = None
+        self.tls_ca: str | None = None
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._lock = threading.Lock()
@@ -40,7 +55,12 @@ class MqttSubscriber:
         """Read the app's config, register as ``app.extensions["onlooker_mqtt"]``, maybe start."""
         self.state = app.extensions["onlooker_state"]
         self.broker_url = app.config["BROKER_URL"]
-        wire.parse_broker_url(self.broker_url)  # a bad URL is a config error: fail at startup
+        parse_url(self.broker_url)  # a bad URL is a config error: fail at startup
+        self.username = app.config.get("BROKER_USERNAME") or None
+        self.password = app.config.get("BROKER_PASSWORD") or None
+        self.tls_ca = app.config.get("BROKER_TLS_CA") or None
+        if self.password and not self.username:
+            raise ValueError("BROKER_PASSWORD is set without BROKER_USERNAME")
         self.topics = wire.Topics(app.config["TOPIC_PREFIX"])
         self.client_id = app.config.get("MQTT_CLIENT_ID") or (
             f"onlooker-dashboard-{secrets.token_hex(4)}"
@@ -63,10 +83,16 @@ class MqttSubscriber:
         with self._lock:
             if self._client is not None:
                 return self
-            host, port = wire.parse_broker_url(self.broker_url)
+            host, port, tls = parse_url(self.broker_url)
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True
             )
+            if self.username:
+                client.username_pw_set(self.username, self.password)
+            if tls or self.tls_ca:
+                # Verify the broker against the given CA (or the system's), hostname included.
+                context = ssl.create_default_context(cafile=self.tls_ca)
+                client.tls_set_context(context)
             client.on_connect = self._on_connect
             client.on_disconnect = self._on_disconnect
             client.on_subscribe = self._on_subscribe
@@ -76,7 +102,14 @@ class MqttSubscriber:
             client.connect_async(host, port, keepalive=KEEPALIVE_S)
             client.loop_start()
             self._client = client
-            logger.info("dashboard subscribing to %s at %s", self.topics.subscription, host)
+            logger.info(
+                "dashboard subscribing to %s at %s:%d%s%s",
+                self.topics.subscription,
+                host,
+                port,
+                " over TLS" if tls or self.tls_ca else "",
+                f" as {self.username}" if self.username else "",
+            )
             return self
 
     def stop(self) -> None:
@@ -158,7 +191,7 @@ class MqttSubscriber:
         if info.kind == "available":
             self.state.apply(info, wire.decode_availability(payload))
         else:
-            self.state.apply(info, wire.decode(info, payload))
+            self.state.apply(info, wire.decode(info, payload), raw=bytes(payload))
 
 
 def _printable(msg: mqtt.MQTTMessage) -> str:

@@ -21,14 +21,20 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _warn_if_exposed(host: str) -> None:
+def _warn_if_exposed(app: Flask, host: str) -> None:
+    app.config["BIND_HOST"] = host  # off loopback, reset and purge need the admin token
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
         logger.warning(
-            "the dashboard has no login; listening on %s exposes it to the network", host
+            "listening on %s: anyone on the network can watch the dashboard; reset and purge "
+            "need the admin token%s",
+            host,
+            ""
+            if app.config.get("ADMIN_TOKEN")
+            else " and stay off until ONLOOKER_ADMIN_TOKEN is set",
         )
 
 
@@ -51,7 +57,7 @@ class DashboardServer:
         """Bind and serve in the background; return self."""
         if self._server is not None:
             return self
-        _warn_if_exposed(self.host)
+        _warn_if_exposed(self.app, self.host)
         open_streams(self.app)
         self._server = make_server(self.host, self.port, self.app, threaded=True)
         self.port = self._server.server_port
@@ -92,7 +98,7 @@ class DashboardServer:
 
 def run(app: Flask, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve until Ctrl-C, then end streams and disconnect the MQTT subscriber."""
-    _warn_if_exposed(host)
+    _warn_if_exposed(app, host)
     open_streams(app)
     server = make_server(host, port, app, threaded=True)
     logger.info("dashboard at %s", _url(host, server.server_port))

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.wire import OFFLINE, ONLINE, SCOPE_OF, VISIT_TYPES, TopicInfo, WireError
+from dashboard import profile
 
 Clock = Callable[[], float]
 
 HEARTBEAT_FIELDS = ("fps", "latency_ms", "model", "model_version", "source", "watching", "uptime_s")
-SIGNAL_TYPES = ("attention", "attention_summary", "expression")
+SIGNAL_TYPES = ("attention", "attention_summary", "expression", "reading")
 """Signals of which a visit shows the latest message (the summary: of the whole visit)."""
-ITEM_TYPES = {"reaction": "reaction", "attention_summary": "attention"}
+ITEM_TYPES = {"reaction": "reaction", "attention_summary": "attention", "page": "page"}
 """Signals that describe one page or post, kept per item under these keys."""
 MAX_ITEMS = 200
 """Items remembered per visit; a feed scrolled for an hour cannot grow a visit without end."""
@@ -27,6 +28,18 @@ RETENTION_S = 600.0
 """A finished visit is deleted this long after its last message (0: as soon as it ends)."""
 CROWD_K = 5
 """Crowd figures are shown only when at least this many visits are behind them."""
+MAX_TIMELINE = 240
+"""Points of the emotion timeline kept per visit; when full, every other point goes and the
+spacing doubles, so a long visit keeps its whole shape in bounded memory."""
+TIMELINE_STEP_S = 0.5
+"""Closest spacing of two timeline points (the agent sends up to 5 expressions a second)."""
+MAX_RAW = 32
+"""Exact payloads kept per visit (latest per type, and per type and item); oldest out first."""
+SEQ_WINDOW = 2048
+"""Sequence numbers remembered per agent, to recognise QoS 1 re-deliveries."""
+SKEW_LIMIT_S = 2.0
+"""An agent whose `ts` differs from the dashboard's clock by more than this is flagged."""
+_SKEW_SAMPLES = 9
 _PURGED_MEMORY = 10_000  # purged ids remembered, so a late message cannot bring one back
 _CHANGE_LOG = 1024
 
@@ -42,6 +55,23 @@ class Agent:
     last_seen: float | None = None
     heartbeat: dict[str, Any] = field(default_factory=dict)
     announced_online: bool = False
+    seqs: OrderedDict = field(default_factory=OrderedDict)  # seq -> ts, the last SEQ_WINDOW
+    max_seq: int = -1
+    missing: OrderedDict = field(default_factory=OrderedDict)  # seqs skipped, not yet arrived
+    restart_possible: bool = False  # "online" arrived: the next low seq may be a new process
+    restarts: int = 0
+    duplicates: int = 0
+    gaps: int = 0  # seqs never received (a late arrival takes one back)
+    skews: deque = field(default_factory=lambda: deque(maxlen=_SKEW_SAMPLES))
+    raw_heartbeat: str | None = None
+    current_visit: str | None = None  # the visit it sent about last
+
+    def skew_s(self) -> float | None:
+        """Median of (agent ts − dashboard clock) over the last messages; None before any."""
+        if not self.skews:
+            return None
+        ordered = sorted(self.skews)
+        return round(ordered[len(ordered) // 2], 1)
 
 
 @dataclass
@@ -62,6 +92,22 @@ class Visit:
     expressions: Counter = field(default_factory=Counter)  # label -> messages
     attention_seen: int = 0  # attention messages
     attention_present: int = 0  # … of which with a face present
+    timeline: list[list[Any]] = field(default_factory=list)  # [t, label, valence, score]
+    timeline_step_s: float = TIMELINE_STEP_S
+    pages: list[dict[str, Any]] = field(default_factory=list)  # page messages, in reading order
+    topics: dict[str, float] = field(default_factory=dict)  # topic -> seconds looked at
+    counts: Counter = field(default_factory=Counter)  # message type -> accepted messages
+    data_points: int = 0  # values inferred about the visitor (see `data_points`)
+    first_ts: float | None = None
+    last_ts: float | None = None
+    raw: OrderedDict = field(default_factory=OrderedDict)  # "kind" or "kind:item" -> payload
+
+    def interests(self) -> dict[str, float]:
+        total = sum(self.topics.values())
+        if total <= 0:
+            return {}
+        ranked = sorted(self.topics.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {topic: round(seconds / total, 2) for topic, seconds in ranked}
 
     def to_json(self, agent_gone: bool = False) -> dict[str, Any]:
         return {
@@ -75,11 +121,76 @@ class Visit:
             **{kind: _copy(self.signals.get(kind)) for kind in SIGNAL_TYPES},
             "items": {item: dict(found) for item, found in self.items.items()},
             "messages": self.messages,
+            "counts": dict(self.counts),
+            "data_points": self.data_points,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "timeline": [list(point) for point in self.timeline],
+            "pages": [dict(page) for page in self.pages],
+            "interests": self.interests(),
         }
 
 
 def _copy(signal: dict[str, Any] | None) -> dict[str, Any] | None:
     return dict(signal) if signal is not None else None
+
+
+_NOT_INFERRED = frozenset({*_ENVELOPE, "ts", "item", "event", "consent", "scopes", "reason"})
+
+
+def data_points(message: dict[str, Any]) -> int:
+    """Values a message infers about the visitor: each field, each list element; nulls not.
+
+    Ids, the item shown, consent and timestamps are not counted: only what was inferred.
+    """
+    count = 0
+    for name, value in message.items():
+        if name in _NOT_INFERRED or value is None:
+            continue
+        count += len(value) if isinstance(value, list) else 1
+    return count
+
+
+def _keep_raw(raw: OrderedDict, key: str, payload: str) -> None:
+    raw[key] = payload
+    raw.move_to_end(key)
+    while len(raw) > MAX_RAW:
+        raw.popitem(last=False)
+
+
+def _add_to_timeline(visit: Visit, message: dict[str, Any]) -> None:
+    start = visit.started if visit.started is not None else visit.first_ts
+    t = round(max(0.0, message["ts"] - (start or message["ts"])), 1)
+    label, valence = message["label"], message["valence"]
+    timeline = visit.timeline
+    if timeline and t - timeline[-1][0] < visit.timeline_step_s and timeline[-1][1] == label:
+        return
+    timeline.append([t, label, valence])
+    if len(timeline) > MAX_TIMELINE:
+        last = timeline[-1]
+        timeline[:] = timeline[::2]
+        if timeline[-1] is not last:
+            timeline.append(last)
+        visit.timeline_step_s *= 2
+
+
+def _add_page(visit: Visit, message: dict[str, Any]) -> None:
+    page = {k: v for k, v in message.items() if k not in ("v", "type", "agent", "seq", "visit")}
+    visit.pages.append(page)
+    if len(visit.pages) > MAX_ITEMS:
+        del visit.pages[0]
+    looked = max(0.0, message["seconds"] - message["away_s"])
+    visit.topics[message["topic"]] = round(visit.topics.get(message["topic"], 0.0) + looked, 1)
+
+
+def visit_pace(visit: Visit) -> float | None:
+    """The visitor's reading pace: the agent's personal pace, else the weighted page mean."""
+    return profile.pace({"pages": visit.pages, "reading": visit.signals.get("reading")})
+
+
+def _emotion(reaction: dict[str, Any]) -> float:
+    """How strongly an item moved the viewer: the mean share of expressions other than neutral."""
+    return round(1.0 - reaction["mean"][0], 2) if reaction.get("mean") else 0.0
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -129,6 +240,8 @@ class DashboardState:
         self._received = 0
         self._rejected: dict[str, int] = {}
         self._accepted: dict[str, int] = {}
+        self._duplicates = 0
+        self._restarts = 0
 
     # --- counters -------------------------------------------------------------------------
 
@@ -148,30 +261,96 @@ class DashboardState:
             self._rejected[reason] = self._rejected.get(reason, 0) + 1
 
     def counters(self) -> dict[str, Any]:
-        """Received, accepted per topic kind, and rejected per reason."""
+        """Received, accepted per topic kind, rejected per reason, duplicates and dropped.
+
+        `dropped` counts messages an agent sent that never arrived (gaps in its `seq`).
+        """
         with self._cond:
             return {
                 "received": self._received,
                 "accepted": dict(self._accepted),
                 "rejected": dict(self._rejected),
+                "duplicates": self._duplicates,
+                "dropped": sum(agent.gaps for agent in self._agents.values()),
+                "restarts": self._restarts,
+                "agents": len(self._agents),
+                "agents_online": sum(self._online(a) for a in self._agents.values()),
+                "visits": len(self._visits),
+                "visits_active": sum(
+                    v.ended is None and not self._gone(v.agent) for v in self._visits.values()
+                ),
             }
 
     # --- updates --------------------------------------------------------------------------
 
-    def apply(self, info: TopicInfo, message: dict[str, Any] | str) -> None:
-        """Apply one decoded message (availability is the string ``online``/``offline``)."""
+    def apply(
+        self, info: TopicInfo, message: dict[str, Any] | str, raw: bytes | None = None
+    ) -> bool:
+        """Apply one decoded message (availability is the string ``online``/``offline``).
+
+        `raw` is the exact payload as it left the device, kept to be shown beside what was
+        inferred from it. Returns False for a re-delivered duplicate, which changes nothing.
+        """
         with self._cond:
             if info.kind == "available":
                 self._apply_availability(info.agent, str(message))
-            elif info.kind == "heartbeat" and isinstance(message, dict):
-                self._apply_heartbeat(message)
-            elif info.kind == "purge" and isinstance(message, dict):
-                self._apply_purge(message)
-            elif info.kind in VISIT_TYPES and isinstance(message, dict):
-                self._apply_visit_message(info.kind, message)
+            elif isinstance(message, dict) and info.kind in ("heartbeat", *VISIT_TYPES):
+                if not self._check_seq(message):
+                    return False
+                text = raw.decode("utf-8", errors="replace") if raw is not None else None
+                if info.kind == "heartbeat":
+                    self._apply_heartbeat(message, text)
+                elif info.kind == "purge":
+                    self._apply_purge(message)
+                else:
+                    self._apply_visit_message(info.kind, message, text)
             else:
                 raise WireError("unknown_type", f"cannot apply {info.kind!r}")
             self._accepted[info.kind] = self._accepted.get(info.kind, 0) + 1
+            return True
+
+    def _check_seq(self, message: dict[str, Any]) -> bool:
+        """Recognise re-deliveries, gaps and restarts from `seq`; False for a duplicate.
+
+        QoS 1 may deliver a message twice: same agent, same seq, same ts. A restarted agent
+        process counts from 0 again: the same seq with another ts, a seq far below the last,
+        or any lower seq that is not a late gap-filler right after the agent said "online".
+        """
+        agent = self._agent(message["agent"])
+        seq, ts = message["seq"], message["ts"]
+        seen = agent.seqs.get(seq)
+        if seen is not None:
+            if seen == ts:
+                agent.duplicates += 1
+                self._duplicates += 1
+                return False
+            self._new_process(agent)
+        elif 0 <= seq < agent.max_seq:
+            if seq in agent.missing:
+                del agent.missing[seq]  # late, not lost: QoS 1 does not keep order on resend
+                agent.gaps -= 1
+            elif agent.restart_possible or agent.max_seq - seq > SEQ_WINDOW:
+                self._new_process(agent)
+        if seq > agent.max_seq:
+            first = agent.max_seq + 1 if agent.max_seq >= 0 or agent.restarts else seq
+            agent.gaps += seq - first
+            for lost in range(max(first, seq - SEQ_WINDOW), seq):
+                agent.missing[lost] = None
+            while len(agent.missing) > SEQ_WINDOW:
+                agent.missing.popitem(last=False)
+            agent.max_seq = seq
+        agent.seqs[seq] = ts
+        while len(agent.seqs) > SEQ_WINDOW:
+            agent.seqs.popitem(last=False)
+        agent.restart_possible = False
+        return True
+
+    def _new_process(self, agent: Agent) -> None:
+        agent.restarts += 1
+        self._restarts += 1
+        agent.seqs.clear()
+        agent.missing.clear()
+        agent.max_seq = -1
 
     def _agent(self, agent_id: str) -> Agent:
         agent = self._agents.get(agent_id)
@@ -187,12 +366,17 @@ class DashboardState:
         agent.availability = status
         if status == ONLINE:
             agent.live_at = agent.last_seen
+            agent.restart_possible = agent.max_seq >= 0
         self._agent_changed(agent)
 
-    def _apply_heartbeat(self, message: dict[str, Any]) -> None:
+    def _apply_heartbeat(self, message: dict[str, Any], raw: str | None = None) -> None:
         agent = self._agent(message["agent"])
         agent.heartbeat = {name: message[name] for name in HEARTBEAT_FIELDS}
         agent.last_heartbeat = agent.live_at = agent.last_seen
+        # Heartbeats are sent fresh every 2 s, never queued for long: their ts is the agent's
+        # clock now. The median of the last few ignores one slow delivery.
+        agent.skews.append(message["ts"] - agent.last_seen)
+        agent.raw_heartbeat = raw
         self._agent_changed(agent)
 
     def _apply_purge(self, message: dict[str, Any]) -> None:
@@ -209,7 +393,7 @@ class DashboardState:
         if self._visits.pop(visit_id, None) is not None:
             self._changed("purge", visit_id)
 
-    def _apply_visit_message(self, kind: str, message: dict[str, Any]) -> None:
+    def _apply_visit_message(self, kind: str, message: dict[str, Any], raw: str | None) -> None:
         visit_id, agent_id = message["visit"], message["agent"]
         if visit_id in self._purged:
             raise WireError("purged_visit", f"visit {visit_id} was purged")
@@ -231,8 +415,19 @@ class DashboardState:
             self._order += 1
             visit = self._visits[visit_id] = Visit(visit_id, agent_id, self._order)
             self._forget_oldest_visits()
+        agent.current_visit = visit_id
         visit.messages += 1
+        visit.counts[kind] += 1
         visit.last_at = self.clock()
+        ts = message["ts"]
+        visit.first_ts = ts if visit.first_ts is None else min(visit.first_ts, ts)
+        visit.last_ts = ts if visit.last_ts is None else max(visit.last_ts, ts)
+        visit.data_points += data_points(message)
+        if raw is not None:
+            key = kind if kind != "visit" else f"visit:{message['event']}"
+            _keep_raw(visit.raw, key, raw)
+            if message.get("item") is not None:
+                _keep_raw(visit.raw, f"{kind}:{message['item']}", raw)
         if kind == "visit":
             visit.consent = message["consent"]
             visit.scopes = list(message["scopes"])
@@ -251,6 +446,9 @@ class DashboardState:
                 visit.signals[kind] = fields
             if kind == "expression":
                 visit.expressions[message["label"]] += 1
+                _add_to_timeline(visit, message)
+            elif kind == "page":
+                _add_page(visit, message)
             elif kind == "attention":
                 visit.attention_seen += 1
                 visit.attention_present += bool(message["present"])
@@ -281,7 +479,9 @@ class DashboardState:
 
     def _visit_json(self, visit: Visit) -> dict[str, Any]:
         # A killed agent never sends "end": its open visits stop being active with it.
-        return visit.to_json(agent_gone=self._gone(visit.agent))
+        data = visit.to_json(agent_gone=self._gone(visit.agent))
+        data["profile"] = profile.describe(data)
+        return data
 
     def _agent_json(self, agent: Agent) -> dict[str, Any]:
         data: dict[str, Any] = {"agent": agent.agent, "online": self._online(agent)}
@@ -289,6 +489,21 @@ class DashboardState:
         data.update({name: agent.heartbeat.get(name) for name in HEARTBEAT_FIELDS})
         data["last_heartbeat"] = agent.last_heartbeat
         data["last_seen"] = agent.last_seen
+        skew = agent.skew_s()
+        data["clock_skew_s"] = skew
+        data["clock_skewed"] = skew is not None and abs(skew) > SKEW_LIMIT_S
+        data["seq"] = agent.max_seq if agent.max_seq >= 0 else None
+        data["gaps"] = agent.gaps
+        data["duplicates"] = agent.duplicates
+        data["restarts"] = agent.restarts
+        visit = self._visits.get(agent.current_visit or "")
+        live = visit is not None and visit.ended is None and data["online"]
+        attention = visit.signals.get("attention") if live and visit is not None else None
+        data["visit"] = visit.visit if live and visit is not None else None
+        if attention is not None:
+            data["viewers"] = attention["faces"]
+        else:
+            data["viewers"] = 0 if data["online"] else None
         return data
 
     def agents(self) -> list[dict[str, Any]]:
@@ -313,6 +528,35 @@ class DashboardState:
             self._sweep()
             visit = self._visits.get(visit_id)
             return self._visit_json(visit) if visit is not None else None
+
+    def raw(self, visit_id: str) -> dict[str, str] | None:
+        """The exact payloads kept for a visit: latest per type, and per type and item."""
+        with self._cond:
+            self._sweep()
+            visit = self._visits.get(visit_id)
+            return dict(visit.raw) if visit is not None else None
+
+    def raw_heartbeat(self, agent_id: str) -> str | None:
+        with self._cond:
+            agent = self._agents.get(agent_id)
+            return agent.raw_heartbeat if agent is not None else None
+
+    def purge(self, visit_id: str) -> bool:
+        """Delete one visit here (an admin action); False if there was none."""
+        with self._cond:
+            known = visit_id in self._visits
+            self._delete_visit(visit_id)
+            return known
+
+    def reset(self) -> int:
+        """Delete every visit (between volunteers); agents stay. Returns how many went."""
+        with self._cond:
+            ids = list(self._visits)
+            for visit_id in ids:
+                self._delete_visit(visit_id)
+            for agent in self._agents.values():
+                agent.current_visit = None
+            return len(ids)
 
     def snapshot(self) -> dict[str, Any]:
         """Agents and visits at one version, consistent with each other."""
@@ -351,8 +595,11 @@ class DashboardState:
         for visit_id in expired:
             self._delete_visit(visit_id)
 
-    def crowd(self) -> dict[str, Any]:
-        """Figures across visits, each shown only when at least `crowd_k` visits are behind it."""
+    def crowd(self, visit_id: str | None = None) -> dict[str, Any]:
+        """Figures across visits, each shown only when at least `crowd_k` visits are behind it.
+
+        With `visit_id`, also how that visit compares (`compare`), under the same rule.
+        """
         with self._cond:
             self._sweep()
             visits = list(self._visits.values())
@@ -360,7 +607,11 @@ class DashboardState:
             with_attention = [v for v in visits if v.attention_seen]
             dominant = Counter(v.expressions.most_common(1)[0][0] for v in with_expression)
             present = sorted(v.attention_present / v.attention_seen for v in with_attention)
-            return {
+            paces = {v.visit: p for v in visits if (p := visit_pace(v)) is not None}
+            ordered_paces = sorted(paces.values())
+            emotional = self._item_figure(visits, "reaction", _emotion)
+            skimmed = self._item_figure(visits, "page", lambda page: float(page["skim"]))
+            result = {
                 "k": self.crowd_k,
                 "visits": len(visits),
                 "expressions": self._figure(
@@ -377,7 +628,84 @@ class DashboardState:
                         "p75": _percentile(present, 75),
                     },
                 ),
+                "pace_wpm": self._figure(
+                    len(paces),
+                    lambda: {
+                        "p25": _percentile(ordered_paces, 25),
+                        "median": _percentile(ordered_paces, 50),
+                        "p75": _percentile(ordered_paces, 75),
+                    },
+                ),
+                "most_emotional_item": emotional,
+                "most_skimmed_item": skimmed,
             }
+            visit = self._visits.get(visit_id or "")
+            if visit_id is not None:
+                result["compare"] = self._compare(visit, paces, emotional, skimmed)
+            return result
+
+    def _item_figure(
+        self, visits: list[Visit], key: str, measure: Callable[[dict[str, Any]], float]
+    ) -> dict[str, Any]:
+        """The item that scores highest on `measure`, among items at least k visits saw."""
+        per_item: dict[str, list[float]] = {}
+        behind = 0
+        for visit in visits:
+            found = [(item, measure(e[key])) for item, e in visit.items.items() if key in e]
+            behind += bool(found)
+            for item, value in found:
+                per_item.setdefault(item, []).append(value)
+
+        def best() -> dict[str, Any] | None:
+            shared = {i: sum(v) / len(v) for i, v in per_item.items() if len(v) >= self.crowd_k}
+            if not shared:
+                return None
+            item = max(sorted(shared), key=lambda i: shared[i])
+            return {"item": item, "value": round(shared[item], 2), "visits": len(per_item[item])}
+
+        figure = self._figure(behind, best)
+        if figure["withheld"] is None and figure["value"] is None:
+            figure["withheld"] = "no item seen by enough visits"
+        return figure
+
+    def _compare(
+        self,
+        visit: Visit | None,
+        paces: dict[str, float],
+        emotional: dict[str, Any],
+        skimmed: dict[str, Any],
+    ) -> dict[str, Any]:
+        if visit is None:
+            return {"visit": None, "withheld": "no such visit"}
+        mine = paces.get(visit.visit)
+        others = [p for v, p in paces.items() if v != visit.visit]
+        percentile = None
+        withheld = None
+        if mine is None:
+            withheld = "no reading pace for this visit"
+        elif len(paces) < self.crowd_k:
+            withheld = "not enough visits"
+        else:
+            below = sum(p < mine for p in others) + 0.5 * sum(p == mine for p in others)
+            percentile = round(100 * below / len(others)) if others else None
+        top_item = (emotional.get("value") or {}).get("item")
+        skim_item = (skimmed.get("value") or {}).get("item")
+        mine_top = max(
+            ((i, _emotion(e["reaction"])) for i, e in visit.items.items() if "reaction" in e),
+            key=lambda kv: kv[1],
+            default=(None, 0.0),
+        )[0]
+        page = (visit.items.get(skim_item or "") or {}).get("page")
+        return {
+            "visit": visit.visit,
+            "pace_wpm": mine,
+            "pace_percentile": percentile,
+            "pace_withheld": withheld,
+            "most_emotional_item": top_item,
+            "same_most_emotional": top_item is not None and top_item == mine_top,
+            "most_skimmed_item": skim_item,
+            "skimmed_it_too": bool(page and page["skim"]),
+        }
 
     def _figure(self, behind: int, compute: Callable[[], Any]) -> dict[str, Any]:
         if behind < self.crowd_k:

@@ -395,7 +395,8 @@ def test_healthz_is_degraded_while_no_broker_answers(prefix: str) -> None:
         health = app.test_client().get("/healthz").get_json()
         assert health == {
             "status": "degraded", "mqtt_connected": False, "received": 0,
-            "accepted": {}, "rejected": {},
+            "accepted": {}, "rejected": {}, "duplicates": 0, "dropped": 0, "restarts": 0,
+            "agents": 0, "agents_online": 0, "visits": 0, "visits_active": 0,
         }  # fmt: skip
     finally:
         stop_app(app)
@@ -577,8 +578,9 @@ def test_a_follower_too_far_behind_is_told_to_resync() -> None:
 
 def test_oldest_visits_are_forgotten_beyond_the_limit_ended_ones_first() -> None:
     state = DashboardState(clock=FakeClock(), max_visits=2)
-    for visit, event in [("aaaaaaaa", "start"), ("bbbbbbbb", "end"), ("cccccccc", "start")]:
-        message = wire.message("visit", agent="kiosk-13", seq=0, ts=time.time(), visit=visit,
+    visits = [("aaaaaaaa", "start"), ("bbbbbbbb", "end"), ("cccccccc", "start")]
+    for seq, (visit, event) in enumerate(visits):
+        message = wire.message("visit", agent="kiosk-13", seq=seq, ts=time.time(), visit=visit,
                                event=event, consent="viewer", scopes=["expression"])  # fmt: skip
         state.apply(wire.TopicInfo("visit", "kiosk-13", visit), message)
     assert [v["visit"] for v in state.visits()] == ["cccccccc", "aaaaaaaa"]
