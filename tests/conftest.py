@@ -215,3 +215,100 @@ def faced_visit(dashboard: DashboardServer) -> dict | None:
         if attention.get("present") and attention.get("yaw") is not None and expression:
             return visit
     return None
+
+
+# --- the production Mosquitto configuration (broker/production/), on a free loopback port ---
+
+
+class ProductionMosquitto:
+    """Mosquitto run with the shipped broker/production/ configuration and generated
+    credentials, moved to a loopback port and a temporary folder; restartable on its port."""
+
+    def __init__(self, folder: Path, agents: list[str], tls: bool = False, **credentials):
+        from broker import credentials as creds
+
+        self.folder = folder
+        self.written = creds.generate(folder / "onlooker", agents, **credentials)
+        self.env = {
+            name: dict(
+                line.split("=", 1)
+                for line in path.read_text().splitlines()
+                if line and not line.startswith("#")
+            )
+            for name, path in self.written.env_files.items()
+        }
+        self.port = free_port()
+        self.tls_port = free_port() if tls else None
+        conf = (creds.PRODUCTION_DIR / "mosquitto.conf").read_text()
+        conf = conf.replace("listener 1883", f"listener {self.port} 127.0.0.1")
+        if tls:
+            conf += (
+                (creds.PRODUCTION_DIR / "tls.conf")
+                .read_text()
+                .replace("listener 8883", f"listener {self.tls_port} 127.0.0.1")
+            )
+        conf = conf.replace("/etc/mosquitto/onlooker/", f"{folder}/onlooker/")
+        conf += "\npersistence false\nlog_dest stderr\nlog_type all\n"
+        if os.geteuid() == 0:  # as root, mosquitto would become `mosquitto` and lose the 0600 files
+            conf += "user root\n"
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(conf)
+        self.log = folder / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> ProductionMosquitto:
+        require(find_mosquitto() is not None, "mosquitto is not installed")
+        seen = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [find_mosquitto(), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        ready = wait_until(
+            lambda: (
+                self.process.poll() is not None
+                or (b" running" in self.log.read_bytes()[seen:] and _accepts(self.port))
+            ),
+            10,
+            0.02,
+        )
+        assert ready and self.process.poll() is None, self.log.read_text()[-2000:]
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+    def credentials(self, name: str) -> tuple[str, str]:
+        env = self.env[name]
+        return env["ONLOOKER_MQTT_USERNAME"], env["ONLOOKER_MQTT_PASSWORD"]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def production_mosquitto(tmp_path) -> Iterator[Callable[..., ProductionMosquitto]]:
+    """Start Mosquitto with the production configuration: `production_mosquitto(agents)`."""
+    started: list[ProductionMosquitto] = []
+
+    def start(agents: list[str], **options) -> ProductionMosquitto:
+        folder = tmp_path / f"broker{len(started)}"
+        folder.mkdir(exist_ok=True)
+        broker = ProductionMosquitto(folder, agents, **options)
+        started.append(broker)
+        return broker.start()
+
+    yield start
+    for broker in started:
+        broker.stop()
