@@ -304,3 +304,29 @@ def test_a_slow_model_runs_on_fewer_frames_instead_of_queueing(mosquitto):
     assert agent.frames == 60
     assert agent.infer_every >= 4
     assert analyzer.calls <= 60 / 3
+
+
+def test_calibration_belongs_to_the_visit_and_needs_one(mosquitto):
+    gate = threading.Event()
+    agent, thread = run_agent(
+        mosquitto.url, ScriptedSource(400, gate=gate), ScriptedAnalyzer(lambda i: i < 200),
+        consent="recorded-source", leave_after_s=0.2,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="running visit"):
+        agent.calibrate_expression("joy", "start")
+    gate.set()
+    assert wait(lambda: agent.visit is not None, 5)
+    agent.calibrate_expression("joy", "start")
+    time.sleep(0.3)
+    assert agent.calibrate_expression("joy", "end") == {"calibrated": True, "emotion": "joy"}
+    assert agent.expression.gains["joy"] > 0
+    # A face that never moves its eyes cannot be mapped onto the screen: said, not faked.
+    agent.calibrate_gaze("start")
+    for region in range(9):
+        agent.calibrate_gaze("point", region)
+        time.sleep(0.02)
+    with pytest.raises(ValueError, match="0..8"):
+        agent.calibrate_gaze("point", 9)
+    assert agent.calibrate_gaze("end") == {"calibrated": False}
+    thread.join(30)
+    assert agent.expression.gains == {}  # forgotten with the visit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -14,6 +15,7 @@ from werkzeug.serving import make_server
 from broker import wire
 
 from ..reader import ItemLayout
+from .content import LANGUAGES, load_books, load_feed
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -37,6 +39,14 @@ def create_viewer_app(agent: Agent) -> Flask:
     @app.get("/")
     def index():
         return render_template("viewer.html", status=agent.status(), example=_example())
+
+    @app.get("/api/content")
+    def content():
+        """The books and the feed in one language, as the reader shows them."""
+        lang = request.args.get("lang", "en")
+        if lang not in LANGUAGES:
+            return jsonify(error=f"lang must be one of {list(LANGUAGES)}"), 400
+        return jsonify(_content(lang))
 
     @app.get("/api/status")
     def status():
@@ -73,6 +83,25 @@ def create_viewer_app(agent: Agent) -> Flask:
             return jsonify(error=str(exc)), 400
         return jsonify(item=body["item"])
 
+    @app.post("/api/calibration")
+    def calibration():
+        """Calibration steps: {"kind": "expression", "emotion": "joy", "phase": "start"|"end"}
+        or {"kind": "gaze", "phase": "start"|"point"|"end", "region": 0..8 | null}."""
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or body.get("kind") not in ("expression", "gaze"):
+            return jsonify(error='send {"kind": "expression" | "gaze", "phase": ...}'), 400
+        try:
+            if body["kind"] == "expression":
+                result = agent.calibrate_expression(str(body.get("emotion")), body.get("phase"))
+            else:
+                region = body.get("region")
+                if region is not None and (isinstance(region, bool) or not isinstance(region, int)):
+                    raise ValueError("region must be an integer 0..8 or null")
+                result = agent.calibrate_gaze(body.get("phase"), region)
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 409
+        return jsonify(result)
+
     @app.post("/api/forget")
     def forget():
         # JSON only: a cross-site form cannot post JSON without a CORS preflight we refuse.
@@ -82,6 +111,47 @@ def create_viewer_app(agent: Agent) -> Flask:
         return jsonify({**agent.status(), "learned": agent.learned(), "forgotten": forgotten})
 
     return app
+
+
+FEED_TITLE = {"en": "Your feed", "da": "Dit feed"}
+
+
+@functools.lru_cache(maxsize=len(LANGUAGES))
+def _content(lang: str) -> dict:
+    """Books and feed flattened to one language, with each item's word count."""
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    books = [
+        {
+            "id": book.id,
+            "title": book.title[lang],
+            "author": book.author[lang],
+            "chapters": [
+                {
+                    "title": chapter.title.get(lang, "") if chapter.title else "",
+                    "pages": [
+                        {
+                            "id": p.id,
+                            "topic": p.topic,
+                            "text": p.text[lang],
+                            "words": words(p.text[lang]),
+                        }
+                        for p in chapter.pages
+                    ],
+                }
+                for chapter in book.chapters
+            ],
+        }
+        for book in load_books()
+    ]
+    feed = [
+        {"id": post.id, "topic": post.topic, "author": post.author, "text": post.text[lang],
+         "words": words(post.text[lang])}
+        for post in load_feed()
+    ]  # fmt: skip
+    return {"books": books, "feed": feed, "feed_title": FEED_TITLE[lang]}
 
 
 LAYOUT_FIELDS = ("topic", "words", "lines", "words_per_line", "box_fraction", "words_after")

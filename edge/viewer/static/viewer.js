@@ -22,9 +22,17 @@
       kept: "They are deleted",
       forget_any_time: "You can delete them at once with “Forget me”.",
       agree: "I agree — watch me",
-      watching_title: "The screen is watching you.",
       sharing: "You share:",
-      watching_hint: "Look at the dashboard screen to see what it concludes about you.",
+      prev: "‹ Previous",
+      next: "Next ›",
+      teach: "Teach the screen (optional):",
+      teach_face: "Your expressions",
+      teach_gaze: "Where you look",
+      show: {joy: "Show a happy face", surprise: "Show surprise", sadness: "Show a sad face", anger: "Show an angry face"},
+      look: "Look at the dot",
+      taught_face: "Thank you: the screen now knows how you show your feelings — for this visit only.",
+      taught_gaze: "Thank you: the screen now maps your gaze to parts of the screen — for this visit only.",
+      not_taught: "The screen could not learn from that (no face seen?). You can try again.",
       summary_title: "What the screen learned about you",
       exact: "The exact messages that left this device (the last of each kind)",
       forgotten: "Deleted: the dashboard and this device have forgotten this visit.",
@@ -32,7 +40,7 @@
       again: "Start again",
       stop: "Stop watching",
       waiting: "Waiting for a face in front of the camera.",
-      watching_now: "Watching you now. Press “Stop watching” at any time.",
+      watching_now: "Watching you now.",
       agent_down: "The screen's agent is not running.",
       at_visit_end: "when your visit ends",
       after_minutes: (m) => `${m} minutes after your visit`,
@@ -61,9 +69,17 @@
       kept: "De slettes",
       forget_any_time: "Du kan slette dem med det samme med “Glem mig”.",
       agree: "Ja — se på mig",
-      watching_title: "Skærmen ser på dig.",
       sharing: "Du deler:",
-      watching_hint: "Se på dashboard-skærmen, hvad den konkluderer om dig.",
+      prev: "‹ Forrige",
+      next: "Næste ›",
+      teach: "Lær skærmen (valgfrit):",
+      teach_face: "Dine ansigtsudtryk",
+      teach_gaze: "Hvor du kigger",
+      show: {joy: "Vis et glad ansigt", surprise: "Vis overraskelse", sadness: "Vis et trist ansigt", anger: "Vis et vredt ansigt"},
+      look: "Kig på prikken",
+      taught_face: "Tak: skærmen ved nu, hvordan du viser dine følelser — kun i dette besøg.",
+      taught_gaze: "Tak: skærmen kan nu se, hvilken del af skærmen du kigger på — kun i dette besøg.",
+      not_taught: "Skærmen kunne ikke lære noget af det (intet ansigt?). Du kan prøve igen.",
       summary_title: "Hvad skærmen lærte om dig",
       exact: "De præcise beskeder, der forlod enheden (den sidste af hver slags)",
       forgotten: "Slettet: dashboardet og denne enhed har glemt besøget.",
@@ -71,7 +87,7 @@
       again: "Begynd forfra",
       stop: "Stop med at se på mig",
       waiting: "Venter på et ansigt foran kameraet.",
-      watching_now: "Ser på dig nu. Tryk “Stop med at se på mig” når som helst.",
+      watching_now: "Ser på dig nu.",
       agent_down: "Skærmens agent kører ikke.",
       at_visit_end: "når dit besøg slutter",
       after_minutes: (m) => `${m} minutter efter dit besøg`,
@@ -84,7 +100,8 @@
   };
   let lang = localStorage.getItem("onlooker-lang") === "da" ? "da" : "en";
   let last = null;
-  let dismissed = null; // the visit whose summary the viewer closed with "Start again"
+  let dismissed = null;
+  let wasWatching = false; // the visit whose summary the viewer closed with "Start again"
 
   const $ = (id) => document.getElementById(id);
   const boxes = Array.from(document.querySelectorAll('input[name="scope"]'));
@@ -98,6 +115,7 @@
     for (const button of document.querySelectorAll("[data-lang]")) {
       button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
     }
+    window.OnlookerReader.language(lang);
     if (last) show(last);
   }
 
@@ -109,7 +127,11 @@
     $("consent").hidden = watching || summary;
     $("watching").hidden = !watching;
     $("summary").hidden = !summary;
-    $("stopbar").hidden = !watching;
+    $("stop").hidden = !watching;
+    document.body.classList.toggle("reading", Boolean(watching));
+    if (watching && !wasWatching) window.scrollTo(0, 0);
+    wasWatching = Boolean(watching);
+    window.OnlookerReader.setActive(Boolean(watching));
     $("indicator").hidden = !status.watching;
     document.body.classList.toggle("watching", status.watching);
     $("recorded").hidden = status.consent_kind !== "recorded-source";
@@ -118,6 +140,9 @@
       : t("at_visit_end");
     $("state").textContent = status.watching ? t("watching_now") : t("waiting");
     $("sharing").textContent = status.scopes.map((s) => t("scope_names")[s]).join(", ");
+    $("teach-face").hidden = !status.watching || !status.scopes.includes("expression");
+    $("teach-gaze").hidden = !status.watching ||
+      !(status.scopes.includes("attention") || status.scopes.includes("reading"));
     if (summary) showSummary(learned);
   }
 
@@ -163,6 +188,67 @@
     }
   }
 
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  async function calibrate(body) {
+    const response = await fetch("/api/calibration", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify(body),
+    });
+    return response.json();
+  }
+
+  async function teachFace() {
+    const overlay = $("calibration");
+    overlay.hidden = false;
+    let learned = 0;
+    try {
+      for (const emotion of ["joy", "surprise", "sadness", "anger"]) {
+        $("calibration-prompt").textContent = t("show")[emotion];
+        const started = await calibrate({kind: "expression", emotion: emotion, phase: "start"});
+        if (started.error) break;
+        await sleep(3000);
+        const done = await calibrate({kind: "expression", emotion: emotion, phase: "end"});
+        if (done.calibrated) learned += 1;
+      }
+    } finally {
+      overlay.hidden = true;
+    }
+    $("teach-result").textContent = learned ? t("taught_face") : t("not_taught");
+  }
+
+  async function teachGaze() {
+    const overlay = $("calibration");
+    const dot = $("calibration-dot");
+    overlay.hidden = false;
+    dot.hidden = false;
+    $("calibration-prompt").textContent = t("look");
+    let result = {calibrated: false};
+    try {
+      const started = await calibrate({kind: "gaze", phase: "start"});
+      if (!started.error) {
+        for (let region = 0; region < 9; region++) {
+          const row = Math.floor(region / 3);
+          const col = region % 3;
+          dot.style.left = ((col + 0.5) / 3 * 100) + "%";
+          dot.style.top = ((row + 0.5) / 3 * 100) + "%";
+          await calibrate({kind: "gaze", phase: "point", region: null}); // the eyes travel
+          await sleep(500);
+          await calibrate({kind: "gaze", phase: "point", region: region});
+          await sleep(1200);
+        }
+        result = await calibrate({kind: "gaze", phase: "end"});
+      }
+    } finally {
+      overlay.hidden = true;
+      dot.hidden = true;
+    }
+    $("teach-result").textContent = result.calibrated ? t("taught_gaze") : t("not_taught");
+  }
+
+  $("teach-face").addEventListener("click", teachFace);
+  $("teach-gaze").addEventListener("click", teachGaze);
+
   for (const box of boxes) {
     box.addEventListener("change", function () {
       $("agree").disabled = !boxes.some((b) => b.checked);
@@ -186,6 +272,7 @@
       translate();
     });
   }
+  window.OnlookerReader.load(lang);
   translate();
   poll();
   setInterval(poll, 500);

@@ -1,0 +1,121 @@
+"""The e-reader on the viewer's screen, in a real browser, timed by a real agent on real video."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, get_json, require, start_agent, stop, wait_until
+from edge.viewer.content import load_books, load_feed
+
+pytestmark = pytest.mark.integration
+
+BROWSER_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture
+def viewer(mosquitto, sample, tmp_path):
+    """An agent on a looping face video, waiting for consent, and its viewer page URL."""
+    port = free_port()
+    agent = start_agent(
+        mosquitto.url, sample("single_face.mp4"), tmp_path / "agent.log", "--consent", "viewer",
+        "--viewer-port", str(port),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    assert wait_until(lambda: _up(base), 30), (tmp_path / "agent.log").read_text()[-2000:]
+    yield base
+    stop(agent)
+
+
+def _up(base: str) -> bool:
+    try:
+        return bool(get_json(base + "/api/status"))
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    require(Path("/usr/bin/chromium").exists(), "Chromium is missing (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        yield browser, sync_api.expect
+        browser.close()
+
+
+def consent(page, expect, base: str, scopes: int = 3) -> None:
+    page.goto(base + "/")
+    for i in range(scopes):
+        page.get_by_role("checkbox").nth(i).check()
+    page.get_by_role("button", name="I agree").click()
+    expect(page.get_by_test_id("indicator")).to_be_visible(timeout=10_000)
+
+
+def test_turning_three_pages_sends_three_page_events_with_the_right_words(
+    viewer, browser, wiretap_factory, mosquitto, tmp_path
+):
+    browser, expect = browser
+    tap = wiretap_factory(mosquitto.url)
+    book = load_books()[0]
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    consent(page, expect, viewer)
+    expect(page.get_by_test_id("page-number")).to_have_text(f"1 / {len(book.pages)}")
+    expect(page.get_by_test_id("page-text")).to_contain_text(book.pages[0].text["en"][:40])
+    page.screenshot(path=str(tmp_path / "reader.png"))
+    # Three turns, three ways: the Next button, the arrow key, the space bar.
+    time.sleep(1.0)
+    page.get_by_role("button", name="Next").click()
+    time.sleep(1.0)
+    page.keyboard.press("ArrowRight")
+    time.sleep(1.0)
+    page.keyboard.press("Space")
+    expect(page.get_by_test_id("page-number")).to_have_text(f"4 / {len(book.pages)}")
+    assert tap.wait_for(lambda: len(tap.of_type("page")) == 3, 10), tap.dump()
+    events = tap.of_type("page")
+    assert [e["item"] for e in events] == [p.id for p in book.pages[:3]]
+    assert [e["words"] for e in events] == [p.words("en") for p in book.pages[:3]]
+    assert [e["topic"] for e in events] == [p.topic for p in book.pages[:3]]
+    assert all(e["skim"] and 0.5 < e["seconds"] < 5 for e in events)  # a second each: skims
+    # The reading state names the page on screen and a time left for the rest of the book.
+    on_page = lambda: [m for m in tap.of_type("reading") if m["item"] == book.pages[3].id]  # noqa: E731
+    assert tap.wait_for(on_page, 5), tap.dump()
+    state = on_page()[-1]
+    rest = sum(p.words("en") for p in book.pages[3:])
+    assert state["personal_wpm"] == 238  # three skims teach the pace nothing
+    assert state["time_left_s"] == pytest.approx(rest / 238 * 60, abs=1)
+    # Back one page: a back-turn to a page seen before.
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowRight")
+    assert tap.wait_for(lambda: len(tap.of_type("page")) == 5, 10)
+    back = tap.of_type("page")[4]
+    assert back["item"] == book.pages[2].id and back["revisit"] and back["back_turn"]
+    assert errors == []
+
+
+def test_the_feed_reports_the_post_in_view_and_danish_shows_danish(
+    viewer, browser, wiretap_factory, mosquitto
+):
+    browser, expect = browser
+    tap = wiretap_factory(mosquitto.url)
+    posts = load_feed()
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    consent(page, expect, viewer, scopes=1)  # expression only: no page events may leave
+    page.get_by_role("button", name="Dansk").click()
+    page.get_by_role("tab").last.click()
+    expect(page.get_by_test_id("feed")).to_be_visible()
+    expect(page.locator(".post p").first).to_have_text(posts[0].text["da"])
+    page.mouse.wheel(0, 300)
+    time.sleep(1.5)
+    # The agent knows which post is in view (for the reactions), but with expression-only
+    # consent no reading message crosses the wire.
+    status = get_json(viewer + "/api/status")
+    assert status["watching"]
+    assert tap.of_type("page") == [] and tap.of_type("reading") == []
