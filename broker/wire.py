@@ -235,8 +235,8 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
     "heartbeat": {
         "fps": Num(0, 1000, digits=1),
         "latency_ms": Num(0, 60_000, digits=1),
-        "model": Text(48),
-        "model_version": Text(32),
+        "model": Text(64),
+        "model_version": Text(48),
         "source": Text(16, SOURCE_KINDS),
         "uptime_s": Num(0, 1e9, digits=0),
         "watching": Flag(),

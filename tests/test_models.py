@@ -278,3 +278,33 @@ def test_the_weight_table_in_the_docs_matches_the_code():
         for w in row
     }
     assert rows == code
+
+
+# --- swapping the backend of a running agent ----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["fer-cnn", "example-mouth"])
+def test_the_agent_runs_the_backend_chosen_on_the_command_line(
+    backend, example_installed, mosquitto, wiretap_factory, sample, tmp_path
+):
+    from conftest import start_agent
+
+    tap = wiretap_factory(mosquitto.url)
+    env_path = os.pathsep.join([str(example_installed), os.environ.get("PYTHONPATH", "")])
+    os.environ["PYTHONPATH"], saved = env_path, os.environ.get("PYTHONPATH")
+    try:
+        agent = start_agent(
+            mosquitto.url, sample("single_face.mp4"), tmp_path / "agent.log", "--fast",
+            "--no-loop", "--model", backend,
+        )  # fmt: skip
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    assert agent.wait(60) == 0, (tmp_path / "agent.log").read_text()[-2000:]
+    assert tap.wait_for(lambda: tap.of_type("heartbeat") and tap.of_type("expression"), 5)
+    assert {m["model"] for m in tap.of_type("heartbeat")} == {
+        f"mediapipe-face-landmarker+{backend}"
+    }
+    assert all(m["reason_units"] for m in tap.of_type("expression"))
