@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "SSE_MIN_INTERVAL_S": 0.1,  # changes are batched this long: 20 busy agents, 10 sends a second
     "BIND_HOST": "127.0.0.1",  # set by the server; off loopback, admin actions need the token
     "ADMIN_TOKEN": None,  # reset and purge need it when set, and always off loopback
+    "EXHIBITION_HOLD_S": 20.0,  # exhibition: a finished visit stays this long, then attract
 }
 ENV_OVERRIDES = {
     "ONLOOKER_BROKER": "BROKER_URL",

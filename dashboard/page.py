@@ -25,8 +25,15 @@ def index() -> str:
 
 
 def _page(mode: str, visit: str) -> str:
-    retention = int(float(current_app.config["RETENTION_S"]))
-    return render_template("index.html", mode=mode, lang=_lang(), visit=visit, retention=retention)
+    config = current_app.config
+    return render_template(
+        "index.html",
+        mode=mode,
+        lang=_lang(),
+        visit=visit,
+        retention=int(float(config["RETENTION_S"])),
+        hold=float(config["EXHIBITION_HOLD_S"]),
+    )
 
 
 @bp.get("/receipt/<visit_id>")

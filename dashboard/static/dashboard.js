@@ -21,7 +21,7 @@
   const STASI_PER_MONTH = 173081;
   const FACEBOOK_PER_MONTH = 1.2e9;
   const MONTH_S = 30 * 86400;
-  const HOLD_ENDED_S = 20; // exhibition: a finished visit stays on screen this long
+  const HOLD_ENDED_S = Number(body.dataset.hold || 20); // exhibition: a finished visit stays this long
   const MAX_VISITS_SHOWN = 24;
   const CROWD_EVERY_MS = 3000;
   const missing = "—";
