@@ -195,9 +195,14 @@ def _default_source() -> tuple[str, str]:
 
     from edge import assets
 
-    cap = cv2.VideoCapture(0)
-    opened = cap.isOpened() and cap.read()[0]
-    cap.release()
+    quiet, previous = cv2.utils.logging.LOG_LEVEL_SILENT, cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(quiet)  # "no camera" is an answer here, not an error
+    try:
+        cap = cv2.VideoCapture(0)
+        opened = cap.isOpened() and cap.read()[0]
+        cap.release()
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
     if opened:
         return "0", "viewer"
     logger.info("no webcam found: using the recorded sample video")
