@@ -236,8 +236,10 @@ class _Runner(threading.Thread):
             self.stop.wait(max(0.0, 0.2 - (time.monotonic() - began)))
 
 
-def run(agents: int, seconds: float, broker_url: str | None) -> dict[str, Any]:
-    """Run the benchmark and return its figures."""
+def run(agents: int, seconds: float, broker_url: str | None, browser: Any = None) -> dict[str, Any]:
+    """Run the benchmark and return its figures; `browser`: a launched Playwright Chromium."""
+    from contextlib import nullcontext
+
     from playwright.sync_api import sync_playwright
 
     from broker.embedded import EmbeddedBroker
@@ -252,8 +254,12 @@ def run(agents: int, seconds: float, broker_url: str | None) -> dict[str, Any]:
     runners: list[_Runner] = []
     try:
         assert app.extensions["onlooker_mqtt"].wait_connected(10), "dashboard did not connect"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with nullcontext(None) if browser is not None else sync_playwright() as playwright:
+            own = playwright is not None
+            if own:
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                )
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             errors: list[str] = []
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
@@ -275,7 +281,9 @@ def run(agents: int, seconds: float, broker_url: str | None) -> dict[str, Any]:
             page.evaluate("() => 1")  # a round trip: is the main thread free?
             probe_ms = (time.perf_counter() - probe_began) * 1000
             elapsed = time.monotonic() - began
-            browser.close()
+            page.close()
+            if own:
+                browser.close()
     finally:
         stop.set()
         for runner in runners:

@@ -1,19 +1,26 @@
-"""The dashboard page in headless Chromium, fed over real MQTT, updating without a reload."""
+"""The dashboard page in headless Chromium (Debian's, driven by Playwright), fed over a real
+broker by a real sample-video agent or by real paho publishers, in each of its modes.
+
+Set ONLOOKER_SCREENSHOT_DIR to keep the screenshots (the README's come from here)."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.request import Request, urlopen
 
-import paho.mqtt.client as mqtt
 import pytest
 
+from benchmarks.dashboard_load import SimulatedAgent, reaction_for, tell_a_story
 from broker import wire
-from broker.embedded import EmbeddedBroker
+from broker.embedded import EmbeddedBroker, find_mosquitto
+from conftest import start_agent, stop
 from dashboard import create_app
 from dashboard.server import DashboardServer
 
@@ -24,10 +31,9 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
-PREFIX = "dashbrowser/v1"
-AGENT = "kiosk-browser"
-VISIT = "b7e4c1d09a3f"
-SHOWN_WITHIN_MS = 2000
+WITHIN_1S = 1000  # ms: a value must change on the page within a second of its message
+EVIL = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
+_prefixes = itertools.count(1)
 
 
 def _require_browser() -> Any:
@@ -46,146 +52,361 @@ def _require_browser() -> Any:
     return sync_api
 
 
-class Publisher:
-    """A real paho client publishing wire-valid messages, as an edge agent would."""
-
-    def __init__(self, broker: EmbeddedBroker):
-        self.topics = wire.Topics(PREFIX)
-        self.seq = itertools.count()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-
-    def send(self, kind: str, **fields: Any) -> None:
-        message = wire.message(kind, agent=AGENT, seq=next(self.seq), ts=time.time(), **fields)
-        info = self.client.publish(self.topics.for_message(message), wire.encode(message), qos=1)
-        info.wait_for_publish(5.0)
-
-    def heartbeat(self, **fields: Any) -> None:
-        values = {
-            "fps": 27.5, "latency_ms": 15.0, "model": "face_landmarker", "model_version": "1",
-            "source": "video", "uptime_s": 3, "watching": True,
-        }  # fmt: skip
-        self.send("heartbeat", **{**values, **fields})
-
-    def face(self, label: str, score: float, **fields: Any) -> None:
-        """An attention and an expression message, as the agent sends them together."""
-        values = {
-            "present": True, "faces": 1, "looking": True, "yaw": 12.5, "pitch": -4.0,
-            "roll": 2.0, "distance_cm": 60, "blinks": 0, "look_aways": 0,
-        }  # fmt: skip
-        self.send("attention", visit=VISIT, **{**values, **fields})
-        self.send(
-            "expression", visit=VISIT, label=label, score=score, valence=0.5, arousal=0.5,
-            reason_units=[], reason_shapes=[], reason_values=[], relative_to_rest=False,
-        )  # fmt: skip
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture(scope="module")
 def sync_api() -> Any:
     return _require_browser()
 
 
 @pytest.fixture(scope="module")
-def dashboard() -> Iterator[tuple[EmbeddedBroker, DashboardServer]]:
-    with EmbeddedBroker() as broker:
-        app = create_app({"TESTING": True, "BROKER_URL": broker.url, "TOPIC_PREFIX": PREFIX})
-        subscriber = app.extensions["onlooker_mqtt"]
-        try:
-            assert subscriber.wait_connected(5.0), "dashboard did not connect to the broker"
-            with DashboardServer(app, port=0) as server:
-                yield broker, server
-        finally:
-            subscriber.stop()
-
-
-@pytest.fixture
-def console_errors() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(sync_api: Any, console_errors: list[str]) -> Iterator[Any]:
-    """A fresh Chromium page whose console errors and uncaught exceptions are collected."""
+def browser(sync_api: Any) -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
-            page.on("pageerror", lambda error: console_errors.append(str(error)))
-            yield page
-        finally:
-            browser.close()
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
-def test_page_follows_mqtt_live_and_renders_untrusted_text_as_text(
-    sync_api: Any, dashboard, page: Any, console_errors: list[str]
+@pytest.fixture(scope="module")
+def broker() -> Iterator[EmbeddedBroker]:
+    """Mosquitto when installed (its will reports a killed agent at once), else amqtt."""
+    with EmbeddedBroker(prefer="mosquitto" if find_mosquitto() else "amqtt") as running:
+        yield running
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"dashpage{next(_prefixes)}/v1"
+
+
+@pytest.fixture
+def dashboard(broker: EmbeddedBroker, prefix: str) -> Iterator[Callable[..., DashboardServer]]:
+    servers: list[DashboardServer] = []
+
+    def start(**config: Any) -> DashboardServer:
+        app = create_app({"BROKER_URL": broker.url, "TOPIC_PREFIX": prefix, **config})
+        assert app.extensions["onlooker_mqtt"].wait_connected(5.0), "dashboard did not connect"
+        server = DashboardServer(app, port=0).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def agents(broker: EmbeddedBroker, prefix: str) -> Iterator[Callable[[str], SimulatedAgent]]:
+    made: list[SimulatedAgent] = []
+
+    def make(name: str) -> SimulatedAgent:
+        agent = SimulatedAgent(broker.url, name, prefix=prefix)
+        agent.heartbeat()
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        agent.close(clean=False)
+
+
+class Problems:
+    """Console errors, uncaught exceptions and any alert() the page was tricked into."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+
+
+@pytest.fixture
+def problems() -> Problems:
+    return Problems()
+
+
+@pytest.fixture
+def page(browser: Any, problems: Problems) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="en-GB")
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and problems.errors.append(m.text))
+    page.on("pageerror", lambda error: problems.errors.append(str(error)))
+
+    def dialog(d: Any) -> None:
+        problems.dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("dialog", dialog)
+    yield page
+    context.close()
+
+
+def snap(page: Any, tmp_path: Path, name: str, full_page: bool = False) -> Path:
+    """Save a screenshot; also to $ONLOOKER_SCREENSHOT_DIR when set (the README's images)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    target = os.environ.get("ONLOOKER_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=full_page)
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def tid(page: Any, name: str) -> Any:
+    return page.get_by_test_id(name)
+
+
+# --- a real agent on the sample video ---------------------------------------------------------
+
+
+def test_overview_follows_a_real_agent_within_a_second_and_shows_it_killed(
+    sync_api: Any, broker: EmbeddedBroker, dashboard, page: Any, problems: Problems,
+    sample, tmp_path: Path,
+) -> None:  # fmt: skip
+    expect = sync_api.expect
+    server = dashboard(HEARTBEAT_TIMEOUT_S=4.0, TOPIC_PREFIX=wire.DEFAULT_PREFIX)
+    page.goto(server.url + "/")
+    expect(tid(page, "stream-status")).to_have_text("live", timeout=3000)
+    expect(tid(page, "profile-empty")).to_be_visible()
+
+    agent = start_agent(
+        broker.url, sample("WolfgangLanger_Pexels.mp4"), tmp_path / "agent.log",
+        "--agent-id", "kiosk-real",
+    )  # fmt: skip
+    viewer = f"http://127.0.0.1:{agent.args[agent.args.index('--viewer-port') + 1]}"
+    try:
+        row = tid(page, "agent-kiosk-real")
+        expect(row.locator('[data-field="status"]')).to_have_text("online", timeout=30_000)
+        label = tid(page, "expression-label")
+        expect(label).not_to_have_text("waiting for the first signal…", timeout=20_000)
+        expect(tid(page, "profile-agent")).to_have_text("kiosk-real")
+        assert label.text_content() in wire.EXPRESSIONS
+
+        # The agent publishes attention and expression several times a second: the count of
+        # inferred data points must move within a second, again and again.
+        points = tid(page, "data-points")
+        for _ in range(3):
+            before = points.text_content()
+            expect(points).not_to_have_text(before, timeout=WITHIN_1S)
+        delays = page.evaluate("() => window.onlookerMetrics.delays.slice(-50)")
+        assert sorted(delays)[len(delays) // 2] < 1.0, delays
+
+        # A page shown on the viewer's screen, then the next: the first one's reaction arrives.
+        post_json(viewer + "/api/item", {"item": "page-1"})
+        time.sleep(1.5)
+        post_json(viewer + "/api/item", {"item": "page-2"})
+        expect(tid(page, "reactions").locator('[data-item="page-1"]')).to_be_visible(timeout=5000)
+        expect(tid(page, "att-faces")).to_have_text("1")
+        snap(page, tmp_path, "overview-live", full_page=True)
+
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        # Mosquitto delivers the will at once; otherwise the heartbeat timeout (4 s) does it.
+        expect(row.locator('[data-field="status"]')).to_have_text("offline", timeout=6000)
+        expect(tid(page, "profile-phase")).to_have_text("screen went away", timeout=2000)
+    finally:
+        stop(agent)
+    assert problems.errors == [] and problems.dialogs == []
+
+
+# --- exhibition -------------------------------------------------------------------------------
+
+
+def test_exhibition_attracts_when_idle_follows_the_newest_visit_and_resets_itself(
+    sync_api: Any, dashboard, agents, page: Any, problems: Problems, tmp_path: Path
 ) -> None:
     expect = sync_api.expect
-    broker, server = dashboard
+    server = dashboard(EXHIBITION_HOLD_S=1.0)
+    page.goto(server.url + "/?mode=exhibition")
+    expect(tid(page, "stream-status")).to_have_text("live", timeout=3000)
+    expect(tid(page, "attract")).to_be_visible()
+    expect(tid(page, "overview")).to_be_hidden()
+    snap(page, tmp_path, "attract")
+
+    first = agents("kiosk-a")
+    visit_a = first.start_visit()
+    expect(tid(page, "profile-visit")).to_have_text(visit_a, timeout=WITHIN_1S)
+    expect(tid(page, "attract")).to_be_hidden()
+    first.expression("surprise")
+    expect(tid(page, "expression-label")).to_have_text("surprise", timeout=WITHIN_1S)
+
+    second = agents("kiosk-b")
+    tell_a_story(second, backdate=True)  # a newer visit takes over the screen
+    visit_b = second.visit
+    expect(tid(page, "profile-visit")).to_have_text(visit_b, timeout=WITHIN_1S)
+    second.attention(look_aways=4, blinks=17)
+    expect(tid(page, "att-blinks")).to_have_text("17", timeout=WITHIN_1S)
+    second.expression("joy", score=0.87)
+    expect(tid(page, "expression-label")).to_have_text("joy", timeout=WITHIN_1S)
+    expect(tid(page, "conclusions").locator("li").first).to_be_visible()
+    snap(page, tmp_path, "exhibition")
+
+    second.end_visit()
+    first.end_visit()
+    expect(tid(page, "profile-phase")).to_have_text("ended", timeout=WITHIN_1S)
+    expect(tid(page, "attract")).to_be_visible(timeout=3000)  # after the 1 s hold
+
+    third = agents("kiosk-c")
+    third.start_visit()
+    expect(tid(page, "attract")).to_be_hidden(timeout=WITHIN_1S)
+    third.purge()  # "Forget me": gone from the screen at once
+    expect(tid(page, "attract")).to_be_visible(timeout=WITHIN_1S)
+    assert problems.errors == [] and problems.dialogs == []
+
+
+# --- teacher ----------------------------------------------------------------------------------
+
+
+def test_teacher_pauses_steps_through_a_finished_visit_and_resets(
+    sync_api: Any, dashboard, agents, page: Any, problems: Problems, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    server = dashboard()
+    agent = agents("kiosk-class")
+    tell_a_story(agent, backdate=True)
+    agent.attention(look_aways=3, blinks=12)
+    agent.expression("joy", score=0.9)
+    visit = agent.visit
+    agent.end_visit()
+
+    page.goto(server.url + "/?mode=teacher")
+    expect(tid(page, "teacher-bar")).to_be_visible()
+    expect(tid(page, "profile-visit")).to_have_text(visit, timeout=3000)
+    expect(tid(page, "profile-phase")).to_have_text("ended")
+
+    tid(page, "step-next").click()
+    expect(tid(page, "step-label")).to_contain_text("Page 1 of 6: travel")
+    tid(page, "step-next").click()
+    expect(tid(page, "step-label")).to_contain_text("Page 2 of 6: money")
+    expect(tid(page, "step-label")).to_contain_text("skimmed")
+    expect(tid(page, "pace-chart").locator("rect.current")).to_have_count(1)
+    expect(tid(page, "reactions").locator("li.current")).to_have_attribute("data-item", "page-2")
+
+    tid(page, "score-toggle").check()
+    expect(tid(page, "panel-score")).to_be_visible()
+    snap(page, tmp_path, "teacher", full_page=True)
+
+    tid(page, "newest").click()
+    tid(page, "pause").click()
+    expect(tid(page, "stream-status")).to_have_text("paused")
+    newer = agent.start_visit()
+    agent.expression("anger")
+    time.sleep(1.2)
+    expect(tid(page, "profile-visit")).to_have_text(visit)  # frozen while paused
+    tid(page, "pause").click()
+    expect(tid(page, "profile-visit")).to_have_text(newer, timeout=WITHIN_1S)
+    expect(tid(page, "expression-label")).to_have_text("anger")
+
+    tid(page, "reset").click()
+    expect(tid(page, "profile-empty")).to_be_visible(timeout=2000)
+    expect(tid(page, "visits").locator("li")).to_have_count(0)
+    assert problems.errors == [] and problems.dialogs == []
+
+
+# --- escaping, raw messages -------------------------------------------------------------------
+
+
+def test_every_free_text_field_is_shown_as_text_and_raw_messages_are_exact(
+    sync_api: Any, dashboard, agents, page: Any, problems: Problems
+) -> None:
+    expect = sync_api.expect
+    server = dashboard()
     page.goto(server.url + "/")
-    expect(page).to_have_title("Onlooker — what the screen learned")
-    expect(page.get_by_test_id("stream-status")).to_have_text("live", timeout=SHOWN_WITHIN_MS)
+    expect(tid(page, "stream-status")).to_have_text("live", timeout=3000)
 
-    publisher = Publisher(broker)
-    try:
-        publisher.heartbeat(model="<b>x</b>")
-        publisher.send(
-            "visit",
-            visit=VISIT,
-            event="start",
-            consent="viewer",
-            scopes=["attention", "expression"],
-        )
-        publisher.face("joy", 0.9, yaw=12.5)
+    agent = agents("kiosk-evil")
+    agent.heartbeat(model=EVIL[0], model_version=EVIL[1][:32])
+    agent.start_visit()
+    sent = agent.expression("joy", reason_units=EVIL, reason_shapes=[EVIL[1][:32], EVIL[0]])
 
-        agent = page.get_by_test_id(f"agent-{AGENT}")
-        expect(agent.locator('[data-field="status"]')).to_have_text(
-            "online", timeout=SHOWN_WITHIN_MS
-        )
-        expect(agent.locator('[data-field="fps"]')).to_have_text("27.5")
-        # A model name is free text from the wire: it must show as typed, never become markup.
-        model = agent.locator('[data-field="model"]')
-        expect(model).to_have_text("<b>x</b> 1")
-        assert model.locator("b").count() == 0
+    model = tid(page, "agent-kiosk-evil").locator('[data-field="model"]')
+    expect(model).to_have_text(f"{EVIL[0]} {EVIL[1][:32]}", timeout=WITHIN_1S)
+    reasons = tid(page, "expression-reasons")
+    expect(reasons).to_contain_text(EVIL[0], timeout=WITHIN_1S)
+    expect(reasons).to_contain_text(EVIL[1])
+    assert page.locator("img").count() == 0
+    assert page.locator("script").count() == 3  # our own three, nothing injected
+    assert page.evaluate("() => document.querySelectorAll('[onerror]').length") == 0
 
-        visit = page.get_by_test_id(f"visit-{VISIT}")
-        expect(visit.locator('[data-field="expression"]')).to_have_text(
-            "joy", timeout=SHOWN_WITHIN_MS
-        )
-        expect(visit.locator('[data-field="expression_score"]')).to_have_text("0.90")
-        expect(visit.locator('[data-field="yaw"]')).to_have_text("12.5°")
-        expect(visit.locator('[data-field="present"]')).to_have_text("yes")
-        expect(visit.locator('[data-field="consent"]')).to_have_text(
-            "viewer (attention, expression)"
-        )
-        expect(visit.locator('[data-field="active"]')).to_have_text("active")
+    tid(page, "panel-now").get_by_test_id("raw-expression").click()
+    payload = tid(page, "raw-payload")
+    expect(payload).to_have_text(wire.encode(sent).decode())  # the exact bytes that left
+    expect(tid(page, "raw-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(tid(page, "raw-dialog")).to_be_hidden()
+    assert problems.errors == [] and problems.dialogs == []
 
-        publisher.face("surprise", 0.55, yaw=-30.0)
-        expect(visit.locator('[data-field="expression"]')).to_have_text(
-            "surprise", timeout=SHOWN_WITHIN_MS
-        )
-        expect(visit.locator('[data-field="yaw"]')).to_have_text("-30.0°")
-        if os.environ.get("ONLOOKER_DASHBOARD_SCREENSHOT"):
-            page.screenshot(path=os.environ["ONLOOKER_DASHBOARD_SCREENSHOT"], full_page=True)
 
-        publisher.send(
-            "visit", visit=VISIT, event="end", consent="viewer", scopes=["attention", "expression"]
-        )
-        expect(visit.locator('[data-field="active"]')).to_have_text(
-            "ended", timeout=SHOWN_WITHIN_MS
-        )
-        assert page.get_by_test_id("visits").locator("li").count() == 1  # updated, not re-added
+# --- language, score, crowd, receipt --------------------------------------------------------
 
-        info = publisher.client.publish(publisher.topics.available(AGENT), b"offline", retain=True)
-        info.wait_for_publish(5.0)
-        expect(agent.locator('[data-field="status"]')).to_have_text(
-            "offline", timeout=SHOWN_WITHIN_MS
-        )
-    finally:
-        publisher.close()
-    assert console_errors == []
+
+def test_danish_score_crowd_and_a_printable_receipt_that_purge_empties(
+    sync_api: Any, dashboard, agents, page: Any, problems: Problems, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    server = dashboard()
+    crowd = agents("kiosk-crowd")
+    for n in range(5):  # five earlier visitors, so crowd figures may be shown
+        crowd.start_visit()
+        crowd.page("page-2", "money", 150, 3.0)
+        crowd.page("page-1", "travel", 142, 40.0 + 8 * n)
+        crowd.reaction("page-1", reaction_for("joy", 0.5))
+        crowd.end_visit()
+    agent = agents("kiosk-1")
+    tell_a_story(agent, backdate=True)
+    agent.expression("joy", score=0.87)
+    visit = agent.visit
+
+    page.goto(server.url + "/")
+    expect(tid(page, "profile-visit")).to_have_text(visit, timeout=3000)
+    expect(tid(page, "panel-score")).to_be_hidden()  # off by default
+    expect(tid(page, "crowd")).to_contain_text("Reads faster than", timeout=5000)
+    expect(tid(page, "conclusions")).to_contain_text("Skimmed the page on money")
+    expect(tid(page, "conclusions")).to_contain_text("Reads faster than")
+
+    tid(page, "score-toggle").check()
+    score = tid(page, "panel-score")
+    expect(score).to_contain_text("A warning, not a feature")
+    expect(tid(page, "score-formula")).to_contain_text("starting points")
+    expect(tid(page, "score-formula")).to_contain_text("× mean valence")
+    assert tid(page, "score-rating").text_content() in ("AAA", "AA", "A", "B", "C", "D")
+
+    tid(page, "lang-switch").click()
+    expect(tid(page, "panel-now").locator("h3")).to_have_text("Ansigtsudtryk lige nu")
+    expect(tid(page, "expression-label")).to_have_text("glæde")
+    expect(tid(page, "conclusions")).to_contain_text("Skimmede siden om penge")
+    snap(page, tmp_path, "overview-da", full_page=True)
+    tid(page, "lang-switch").click()
+    expect(tid(page, "expression-label")).to_have_text("joy")
+
+    agent.end_visit()
+    page.goto(f"{server.url}/receipt/{visit}")
+    expect(tid(page, "receipt-visit")).to_have_text(visit, timeout=3000)
+    expect(tid(page, "receipt-conclusions")).to_contain_text("Skimmed the page on money")
+    expect(tid(page, "receipt-deleted")).to_contain_text("Deleted from this dashboard")
+    expect(tid(page, "receipt-gone")).to_be_hidden()
+    snap(page, tmp_path, "receipt", full_page=True)
+
+    agent.visit = visit
+    agent.purge()  # "Forget me" after the visit: the receipt empties too
+    expect(tid(page, "receipt-gone")).to_be_visible(timeout=WITHIN_1S)
+    expect(tid(page, "receipt-visit")).to_have_text("")
+    expect(tid(page, "receipt-conclusions").locator("li")).to_have_count(0)
+    assert problems.errors == [] and problems.dialogs == []
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+def test_the_page_keeps_up_with_20_agents_at_full_rate(browser: Any) -> None:
+    """A short run of benchmarks/dashboard_load.py: 20 simulated agents at full rate."""
+    from benchmarks.dashboard_load import run
+
+    figures = run(agents=20, seconds=4.0, broker_url=None, browser=browser)
+    assert figures["console_errors"] == 0
+    assert figures["messages_per_s"] > 150, figures
+    assert figures["update_delay_ms_p95"] < 1000, figures
+    assert figures["main_thread_round_trip_ms"] < 500, figures
