@@ -8,7 +8,8 @@
 - ``acl``: from ``broker/production/acl.template``: each agent writes only under its own
   topics and reads only its own commands; the dashboard reads all and writes only commands.
 - ``<agent>.env`` and ``dashboard.env``: ``ONLOOKER_MQTT_USERNAME`` and
-  ``ONLOOKER_MQTT_PASSWORD`` (and ``ONLOOKER_BROKER`` with ``--broker``) for a systemd
+  ``ONLOOKER_MQTT_PASSWORD`` (``ONLOOKER_AGENT_ID`` for an agent, ``ONLOOKER_BROKER`` with
+  ``--broker``) for a systemd
   ``EnvironmentFile=``, so no secret is ever on a command line or in a process list.
 
 Every file is created readable by its owner only (mode 0600).
@@ -188,6 +189,8 @@ def generate(
             f"ONLOOKER_MQTT_USERNAME={user}",
             f"ONLOOKER_MQTT_PASSWORD={passwords[user]}",
         ]
+        if user != dashboard_user:
+            lines.append(f"ONLOOKER_AGENT_ID={user}")  # not a secret: for the systemd unit
         if broker_url is not None:
             lines.append(f"ONLOOKER_BROKER={broker_url}")
         env_files[name] = out_dir / f"{name}.env"

@@ -156,6 +156,7 @@ class SignalPublisher:
         self._connected = threading.Event()
         self.sent = 0  # messages accepted for the wire (validated and consented)
         self.refused = 0  # messages refused before they reached the client
+        self.last_seq: int | None = None  # seq of the last message accepted
         self.counters: Counter = Counter()  # buffered, replayed, expired, dropped_overflow, …
         self.refusal: str | None = None  # why the broker last refused us, if it did
         self._scopes: dict[str, frozenset[str]] = {}  # open visit -> consented scopes
@@ -446,6 +447,7 @@ class SignalPublisher:
                     self._scopes.pop(message["visit"], None)
             if kind in wire.VISIT_TYPES and message["visit"] in self.ledgers:
                 self.ledgers[message["visit"]].record(message)
+            self.last_seq = message["seq"]
             self._enqueue_locked(
                 _Outgoing(self.topics.for_message(message), payload, qos, False,
                           message.get("visit"), time.monotonic(), bracket=kind == "visit")

@@ -311,3 +311,16 @@ def test_a_purge_while_away_is_kept_and_discards_the_visits_unsent_signals(
     cleared = [tap.topics.parse(t).kind for t, p, _ in tap.snapshot() if not p]
     assert sorted(cleared) == sorted(set(wire.VISIT_TYPES) - {"purge"})
     assert publisher.stats()["dropped_overflow"] > 0
+
+
+# --- load (the benchmark itself is benchmarks/load.py, outside `make test`) ----------------
+
+
+def test_load_benchmark_smoke(mosquitto_binary, tmp_path):
+    from benchmarks import load
+
+    result = load.run(agents=3, duration_s=3.0, workdir=tmp_path)
+    assert result.published_qos1 > 50 and result.lost == 0, result
+    assert result.delay_p99_ms is not None and result.dashboard_rss_mb_end > 0
+    with pytest.raises(ValueError):
+        load.run(agents=load.MAX_AGENTS + 1, duration_s=1.0, workdir=tmp_path)
