@@ -1,7 +1,7 @@
 """The dashboard page in headless Chromium (Debian's, driven by Playwright), fed over a real
 broker by a real sample-video agent or by real paho publishers, in each of its modes.
 
-Set ONLOOKER_SCREENSHOT_DIR to keep the screenshots (the README's come from here)."""
+ONLOOKER_SCREENSHOT_DIR=docs/img refreshes the README's screenshots (docs/img/dashboard-*.png)."""
 
 from __future__ import annotations
 
@@ -137,15 +137,30 @@ def page(browser: Any, problems: Problems) -> Iterator[Any]:
     context.close()
 
 
-def snap(page: Any, tmp_path: Path, name: str, full_page: bool = False) -> Path:
-    """Save a screenshot; also to $ONLOOKER_SCREENSHOT_DIR when set (the README's images)."""
+README_IMAGE_BYTES = 300_000
+
+
+def snap(page: Any, tmp_path: Path, name: str) -> Path:
+    """Screenshot the viewport; with $ONLOOKER_SCREENSHOT_DIR set, also there for the README
+    (scaled down until it is at most 300 KB)."""
     path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
     target = os.environ.get("ONLOOKER_SCREENSHOT_DIR")
     if target:
+        import cv2
+
+        image = cv2.imread(str(path))
+        width = 1600
+        while True:
+            scaled = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])),
+                                interpolation=cv2.INTER_AREA)  # fmt: skip
+            ok, data = cv2.imencode(".png", scaled, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            if ok and (len(data) <= README_IMAGE_BYTES or width <= 800):
+                break
+            width -= 160
         Path(target).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=full_page)
-    assert path.stat().st_size > 10_000
+        (Path(target) / f"dashboard-{name}.png").write_bytes(data.tobytes())
     return path
 
 
@@ -200,7 +215,7 @@ def test_overview_follows_a_real_agent_within_a_second_and_shows_it_killed(
         post_json(viewer + "/api/item", {"item": "page-2"})
         expect(tid(page, "reactions").locator('[data-item="page-1"]')).to_be_visible(timeout=5000)
         expect(tid(page, "att-faces")).to_have_text("1")
-        snap(page, tmp_path, "overview-live", full_page=True)
+        snap(page, tmp_path, "overview-live")
 
         agent.send_signal(signal.SIGKILL)
         agent.wait(10)
@@ -287,7 +302,10 @@ def test_teacher_pauses_steps_through_a_finished_visit_and_resets(
 
     tid(page, "score-toggle").check()
     expect(tid(page, "panel-score")).to_be_visible()
-    snap(page, tmp_path, "teacher", full_page=True)
+    snap(page, tmp_path, "teacher")
+    tid(page, "panel-score").scroll_into_view_if_needed()
+    snap(page, tmp_path, "score")
+    page.evaluate("() => window.scrollTo(0, 0)")
 
     tid(page, "newest").click()
     tid(page, "pause").click()
@@ -378,7 +396,7 @@ def test_danish_score_crowd_and_a_printable_receipt_that_purge_empties(
     expect(tid(page, "panel-now").locator("h3")).to_have_text("Ansigtsudtryk lige nu")
     expect(tid(page, "expression-label")).to_have_text("glæde")
     expect(tid(page, "conclusions")).to_contain_text("Skimmede siden om penge")
-    snap(page, tmp_path, "overview-da", full_page=True)
+    snap(page, tmp_path, "overview-da")
     tid(page, "lang-switch").click()
     expect(tid(page, "expression-label")).to_have_text("joy")
 
@@ -388,7 +406,7 @@ def test_danish_score_crowd_and_a_printable_receipt_that_purge_empties(
     expect(tid(page, "receipt-conclusions")).to_contain_text("Skimmed the page on money")
     expect(tid(page, "receipt-deleted")).to_contain_text("Deleted from this dashboard")
     expect(tid(page, "receipt-gone")).to_be_hidden()
-    snap(page, tmp_path, "receipt", full_page=True)
+    snap(page, tmp_path, "receipt")
 
     agent.visit = visit
     agent.purge()  # "Forget me" after the visit: the receipt empties too

@@ -468,7 +468,10 @@
     if (p.item !== undefined) {
       p.what = whatOf(c.params);
     }
-    const key = c.key === "pace" ? (p.faster ? "c.pace.faster" : "c.pace.slower") : "c." + c.key;
+    let key = c.key === "pace" ? (p.faster ? "c.pace.faster" : "c.pace.slower") : "c." + c.key;
+    if (c.key === "look_aways" && p.count === 1) {
+      key = "c.look_aways.one";
+    }
     let text = t(key, p);
     if (c.key === "moved_by") {
       text = text.charAt(0).toUpperCase() + text.slice(1);
