@@ -404,12 +404,31 @@ def decode_availability(payload: bytes) -> str:
     return text
 
 
-def parse_broker_url(url: str) -> tuple[str, int]:
-    """Split ``mqtt://host:port`` (port defaults to 1883) into host and port."""
-    match = re.fullmatch(r"mqtt://([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?/?", url)
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker is, and whether the connection is TLS (``mqtts://``)."""
+
+    host: str
+    port: int
+    tls: bool
+
+
+_BROKER_URL = re.compile(r"(mqtts?)://([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?/?")
+
+
+def broker_address(url: str) -> BrokerAddress:
+    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` (TLS); ValueError for anything else."""
+    match = _BROKER_URL.fullmatch(url) if isinstance(url, str) else None
     if not match:
-        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port")
-    port = int(match.group(2) or 1883)
+        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
+    tls = match.group(1) == "mqtts"
+    port = int(match.group(3) or (8883 if tls else 1883))
     if not 0 < port < 65536:
         raise ValueError(f"broker port {port} is out of range")
-    return match.group(1).strip("[]"), port
+    return BrokerAddress(match.group(2).strip("[]"), port, tls)
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """Host and port of a ``mqtt://`` or ``mqtts://`` broker URL."""
+    address = broker_address(url)
+    return address.host, address.port

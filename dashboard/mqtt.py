@@ -21,17 +21,12 @@ EXTENSION = "onlooker_mqtt"
 KEEPALIVE_S = 30
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
-MQTTS_PORT = 8883
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:
     """Split ``mqtt://host:port`` or ``mqtts://host:port`` into host, port and TLS."""
-    if url.startswith("mqtts://"):
-        host, port = wire.parse_broker_url("mqtt://" + url[len("mqtts://") :])
-        has_port = url.rstrip("/").rsplit(":", 1)[-1].isdigit()
-        return host, port if has_port else MQTTS_PORT, True
-    host, port = wire.parse_broker_url(url)
-    return host, port, False
+    address = wire.broker_address(url)
+    return address.host, address.port, address.tls
 
 
 class MqttSubscriber:
@@ -172,6 +167,9 @@ class MqttSubscriber:
                 topic = msg.topic
             except UnicodeDecodeError:
                 raise wire.WireError("bad_topic", "topic is not UTF-8") from None
+            if msg.retain and msg.payload and not topic.endswith("/available"):
+                # Onlooker retains only availability: any other retained message is a plant.
+                raise wire.WireError("retained_signal", "only availability may be retained")
             self.handle(topic, msg.payload)
         except wire.WireError as exc:
             state.count_rejected(exc.reason)

@@ -87,6 +87,7 @@ class Visit:
     ended: float | None = None
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)  # item -> what it evoked
+    signal_seq: dict[str, int] = field(default_factory=dict)  # kind -> seq of the one shown
     messages: int = 0
     last_at: float = 0.0  # dashboard clock at the last message, for retention
     expressions: Counter = field(default_factory=Counter)  # label -> messages
@@ -442,8 +443,10 @@ class DashboardState:
                 item = fields.pop("item")
                 if item in visit.items or len(visit.items) < MAX_ITEMS:
                     visit.items.setdefault(item, {})[ITEM_TYPES[kind]] = fields
-            else:
+            elif message["seq"] >= visit.signal_seq.get(kind, -1):
+                # QoS 1 may deliver out of order: a late message never hides a newer one.
                 visit.signals[kind] = fields
+                visit.signal_seq[kind] = message["seq"]
             if kind == "expression":
                 visit.expressions[message["label"]] += 1
                 _add_to_timeline(visit, message)

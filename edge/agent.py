@@ -87,7 +87,7 @@ class AgentConfig:
     def __post_init__(self) -> None:
         wire.check_agent_id(self.agent_id)
         wire.check_prefix(self.topic_prefix)
-        wire.parse_broker_url(self.broker_url)
+        wire.broker_address(self.broker_url)
         if self.consent not in wire.CONSENT_KINDS:
             raise ValueError(f"consent must be one of {wire.CONSENT_KINDS}, not {self.consent!r}")
         unknown = sorted(set(self.scopes) - set(wire.SCOPES))

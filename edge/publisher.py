@@ -14,7 +14,6 @@ import ipaddress
 import itertools
 import logging
 import os
-import re
 import threading
 import time
 from collections import Counter, deque
@@ -44,29 +43,8 @@ RESYNC_WAIT_S = 5.0
 """After a reconnect, how long the pump waits for paho to re-send what was in flight."""
 STOP_FLUSH_S = 3.0
 
-_URL = re.compile(r"(mqtts?)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+)(?::(\d{1,5}))?/?")
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where the broker is, and whether the connection is TLS (``mqtts://``)."""
-
-    host: str
-    port: int
-    tls: bool
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` (TLS); raise ValueError otherwise."""
-    match = _URL.fullmatch(url) if isinstance(url, str) else None
-    if not match:
-        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
-    tls = match.group(1) == "mqtts"
-    # wire owns the plain form; a TLS URL is the same with another scheme and default port.
-    host, port = wire.parse_broker_url(f"mqtt://{match.group(2)}:{match.group(3) or 1883}")
-    if tls and match.group(3) is None:
-        port = MQTTS_PORT
-    return BrokerAddress(host, port, tls)
+BrokerAddress = wire.BrokerAddress
+parse_broker_url = wire.broker_address
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: mosquitto when installed, else the pure-Python amqtt",
     )
 
+    brk_sub = brk.add_subparsers(dest="broker_command", metavar="{credentials}")
+    cred = brk_sub.add_parser(
+        "credentials",
+        help="passwords, ACL and env files for a production Mosquitto (docs/operations.md)",
+    )
+    from broker.credentials import add_arguments as add_credentials_arguments
+
+    add_credentials_arguments(cred)
+
     models = sub.add_parser("models", help="model files and sample media")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     fetch = models_sub.add_parser("fetch", help="download and verify the model and sample media")
@@ -271,6 +280,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     )
     try:
         agent.run()
+    except SourceError as exc:  # a camera that stops delivering frames
+        raise CliError(str(exc)) from exc
     finally:
         viewer.stop()
         analyzer.close()
@@ -312,6 +323,13 @@ def _start_broker(port: int, prefer: str = "auto"):
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
+    if getattr(args, "broker_command", None) == "credentials":
+        from broker.credentials import CredentialsError, run
+
+        try:
+            return run(args)
+        except CredentialsError as exc:
+            raise CliError(str(exc)) from exc
     broker = _start_broker(args.port, args.prefer)
     print(f"{broker.kind} broker on {broker.url}  (Ctrl-C stops)", flush=True)
     _wait_for_signal()
@@ -345,6 +363,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         viewer_url = f"http://127.0.0.1:{args.viewer_port}/"
         print(
             f"\nOnlooker demo running\n  dashboard    {dashboard.url}\n"
+            f"  exhibition   {dashboard.url}/?mode=exhibition\n"
+            f"  teacher      {dashboard.url}/?mode=teacher\n"
             f"  viewer page  {viewer_url}\n  broker       {broker_url}"
             + (f" ({broker.kind}, embedded)" if broker else "")
             + "\n  stop with Ctrl-C"

@@ -127,11 +127,6 @@ def test_duplicated_messages_are_counted_not_applied_twice(live, wiretap_factory
     assert agent_json(dashboard, "kiosk-1")["duplicates"] >= 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dashboard/state.py applies a late (lower-seq) signal over a newer one; "
-    "the dashboard's owner fixes it (reported with issue #8)",
-)
 def test_a_late_message_does_not_replace_a_newer_value(broker, dashboard_on):
     """QoS 1 may re-send out of order: the screen shows the newest value, not the last one."""
     dashboard = dashboard_on(broker.url)
@@ -153,11 +148,6 @@ def test_a_late_message_does_not_replace_a_newer_value(broker, dashboard_on):
         hostile.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dashboard/mqtt.py ignores the retain flag: Onlooker retains only `available`, so a "
-    "retained signal is a plant and should be dropped (reported with issue #8)",
-)
 def test_a_retained_message_planted_on_a_signal_topic_is_not_shown(broker, dashboard_on):
     planted = attention("9a9a9a9a9a9a9a9a", seq=1, agent="kiosk-4", faces=3)
     hostile = Hostile(broker.port)

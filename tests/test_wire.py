@@ -166,6 +166,11 @@ def test_broker_urls(url, expected):
     assert wire.parse_broker_url(url) == expected
 
 
+def test_tls_broker_urls():
+    assert wire.broker_address("mqtts://pi.local") == wire.BrokerAddress("pi.local", 8883, True)
+    assert wire.broker_address("mqtt://pi.local").tls is False
+
+
 @pytest.mark.parametrize("url", ["http://x:1", "mqtt://h:0", "mqtt://h:99999", "h:1883"])
 def test_bad_broker_urls(url):
     with pytest.raises(ValueError):
