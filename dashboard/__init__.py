@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "BROKER_USERNAME": None,  # MQTT credentials; from the environment, never only the CLI
     "BROKER_PASSWORD": None,
     "BROKER_TLS_CA": None,  # a CA file: TLS to the broker (as does an mqtts:// URL)
-    "SSE_MIN_INTERVAL_S": 0.1,  # changes are batched this long: 20 busy agents, 10 sends a second
+    "SSE_MIN_INTERVAL_S": 0.02,  # changes are batched this long: a burst is one send, not many
     "BIND_HOST": "127.0.0.1",  # set by the server; off loopback, admin actions need the token
     "ADMIN_TOKEN": None,  # reset and purge need it when set, and always off loopback
     "EXHIBITION_HOLD_S": 20.0,  # exhibition: a finished visit stays this long, then attract

@@ -1,4 +1,4 @@
-"""Signals every stage shares: presence, the number of faces, the main face, head pose."""
+"""What every stage shares: the main face and its head pose."""
 
 from __future__ import annotations
 
@@ -19,15 +19,6 @@ class HeadPose:
     roll: float
 
 
-@dataclass(frozen=True)
-class FaceSignals:
-    """What the screen infers from one frame, before any rate limit or consent gate."""
-
-    present: bool
-    faces: int
-    pose: HeadPose | None = None
-
-
 def head_pose(transform: np.ndarray) -> HeadPose:
     """Euler angles from the facial transformation matrix (rotation part, Y-X-Z order)."""
     r = np.asarray(transform, dtype=np.float64)[:3, :3]
@@ -44,12 +35,3 @@ def main_face(faces: list[FaceObservation]) -> FaceObservation | None:
     if not faces:
         return None
     return max(faces, key=lambda f: float(np.ptp(f.landmarks[:, 0]) * np.ptp(f.landmarks[:, 1])))
-
-
-def face_signals(faces: list[FaceObservation]) -> FaceSignals:
-    """Signals from the faces seen in one frame."""
-    face = main_face(faces)
-    if face is None:
-        return FaceSignals(present=False, faces=0)
-    pose = head_pose(face.transform) if face.transform is not None else None
-    return FaceSignals(True, len(faces), pose)

@@ -55,7 +55,7 @@ def _agent_args(parser: argparse.ArgumentParser) -> None:
         "--profile",
         choices=("default", "pi"),
         default="default",
-        help="pi: smaller frames and the model on every 2nd frame, for a Raspberry Pi",
+        help="pi: smaller frames and the model on every 3rd frame, for a Raspberry Pi",
     )
     parser.add_argument(
         "--model",

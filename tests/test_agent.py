@@ -284,14 +284,14 @@ def test_each_page_shown_gets_its_reaction_and_attention_summary(mosquitto, wire
         agent.show_item("Page One")
 
 
-def test_the_pi_profile_scales_frames_and_infers_on_every_second_one(mosquitto):
+def test_the_pi_profile_scales_frames_and_infers_on_every_third_one(mosquitto):
     analyzer = ScriptedAnalyzer(lambda i: True)
-    source = ScriptedSource(100, step_ms=40, size=(1280, 720))
+    source = ScriptedSource(99, step_ms=40, size=(1280, 720))
     agent, thread = run_agent(mosquitto.url, source, analyzer, profile="pi")
     thread.join(30)
-    assert agent.frames == 100
-    assert analyzer.calls == 50
-    assert analyzer.widths == {384}
+    assert agent.frames == 99
+    assert analyzer.calls == 33
+    assert analyzer.widths == {320}
     assert agent.max_rate_hz == 2.0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.face import FaceObservation
-from edge.signals import face_signals, head_pose
+from edge.signals import head_pose, main_face
 
 
 def rotation(yaw=0.0, pitch=0.0, roll=0.0) -> np.ndarray:
@@ -35,18 +35,8 @@ def test_head_pose_ignores_uniform_scale():
     assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx((20, -5, 3), abs=1e-6)
 
 
-def test_face_signals_choose_the_largest_face_and_count_all():
-    small = FaceObservation(
-        np.random.default_rng(0).uniform(0.4, 0.5, (478, 3)),
-        {"jawOpen": 0.9, "browInnerUp": 0.9, "browOuterUpLeft": 0.9, "browOuterUpRight": 0.9},
-        rotation(40),
-    )
-    big = FaceObservation(
-        np.random.default_rng(1).uniform(0.1, 0.9, (478, 3)),
-        {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9},
-        rotation(-10),
-    )
-    signals = face_signals([small, big])
-    assert signals.present and signals.faces == 2
-    assert signals.pose.yaw == pytest.approx(-10)
-    assert face_signals([]) == face_signals([]) and not face_signals([]).present
+def test_the_main_face_is_the_largest():
+    small = FaceObservation(np.random.default_rng(0).uniform(0.4, 0.5, (478, 3)), {}, rotation(40))
+    big = FaceObservation(np.random.default_rng(1).uniform(0.1, 0.9, (478, 3)), {}, rotation(-10))
+    assert main_face([small, big]) is big
+    assert main_face([]) is None
