@@ -270,7 +270,7 @@ class ProductionMosquitto:
         ready = wait_until(
             lambda: (
                 self.process.poll() is not None
-                or (b" running" in self.log.read_bytes()[seen:] and _accepts(self.port))
+                or (b" running" in self.log.read_bytes()[seen:] and accepts(self.port))
             ),
             10,
             0.02,
@@ -289,7 +289,8 @@ class ProductionMosquitto:
         return env["ONLOOKER_MQTT_USERNAME"], env["ONLOOKER_MQTT_PASSWORD"]
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Whether something listens on this loopback port."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True

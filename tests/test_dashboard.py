@@ -20,6 +20,7 @@ from flask import Flask
 
 from broker import wire
 from broker.embedded import EmbeddedBroker, find_mosquitto
+from conftest import accepts
 from dashboard import create_app
 from dashboard.server import DashboardServer
 from dashboard.state import DashboardState
@@ -413,7 +414,7 @@ def test_broker_that_refuses_the_connection_is_not_connected(tmp_path: Path, pre
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\n")
     process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
     try:
-        eventually(lambda: _accepts(port))
+        eventually(lambda: accepts(port))
         refused = threading.Event()
         app = make_app(f"mqtt://127.0.0.1:{port}", prefix)
         subscriber = app.extensions["onlooker_mqtt"]
@@ -435,14 +436,6 @@ def test_broker_that_refuses_the_connection_is_not_connected(tmp_path: Path, pre
     finally:
         process.terminate()
         process.wait(TIMEOUT_S)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def test_subscriber_resubscribes_after_the_broker_restarts(prefix: str) -> None:

@@ -18,7 +18,7 @@ from flask import Flask
 from benchmarks.dashboard_load import SimulatedAgent, reaction_for
 from broker import wire
 from broker.embedded import EmbeddedBroker, find_mosquitto
-from conftest import free_port, require
+from conftest import accepts, free_port, require
 from dashboard import create_app, state
 
 pytestmark = pytest.mark.integration
@@ -309,22 +309,12 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     )
     process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
     try:
-        eventually(lambda: _accepts(port) or process.poll() is not None)
+        eventually(lambda: accepts(port) or process.poll() is not None)
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
         yield port, files["ca.crt"]
     finally:
         process.terminate()
         process.wait(TIMEOUT_S)
-
-
-def _accepts(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def test_subscriber_takes_credentials_and_tls_from_the_environment(
