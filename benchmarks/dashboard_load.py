@@ -147,7 +147,7 @@ class SimulatedAgent:
     def reading(self, item: str | None, wait: bool = True, **fields: Any) -> dict[str, Any]:
         values = {
             "state": "reading", "lines_read": 4, "gaze_wpm": 250, "skimming": False,
-            "progress": 0.4, "personal_wpm": 262, "time_left_s": 1380,
+            "progress": 0.4, "personal_wpm": 262, "time_left_s": 1380, "chapter_time_left_s": 300,
         }  # fmt: skip
         return self.send("reading", wait, visit=self.visit, item=item, **{**values, **fields})
 

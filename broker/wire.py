@@ -321,6 +321,7 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
         "progress": Optional_(Num(0.0, 1.0)),
         "personal_wpm": Num(0, 100_000, digits=0),
         "time_left_s": Optional_(Num(0, 1e7, digits=0)),
+        "chapter_time_left_s": Optional_(Num(0, 1e7, digits=0)),
     },
     # A command, not a signal: delete the visit and everything derived from it, everywhere.
     "purge": {

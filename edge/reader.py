@@ -39,6 +39,8 @@ class ItemLayout:
     """Width of the text box as a share of the screen's width."""
     words_after: int = 0
     """Words on the pages after this one, to the end of the book (0 for a feed post)."""
+    chapter_words_after: int | None = None
+    """Words on the pages after this one to the end of its chapter (None: not in a book)."""
 
     def __post_init__(self) -> None:
         if not wire.ITEM_ID.match(self.item):
@@ -47,6 +49,10 @@ class ItemLayout:
             raise ValueError(f"topic {self.topic!r} is not one of {wire.TOPICS}")
         if not 0 <= self.words <= 100_000 or not 0 <= self.words_after <= 10_000_000:
             raise ValueError("words and words_after must be sensible counts")
+        if self.chapter_words_after is not None and not (
+            0 <= self.chapter_words_after <= self.words_after
+        ):
+            raise ValueError("chapter_words_after must be between 0 and words_after")
         if self.lines is not None and not 0 < self.lines <= 10_000:
             raise ValueError("lines must be a positive count")
         if self.words_per_line is not None and not 0 < self.words_per_line <= 1000:
@@ -158,11 +164,13 @@ class ReadingSession:
         summary = self.gaze.summary() if layout is not None else None
         seen = summary is not None and summary.observed_s > 0
         fused = fuse(None, summary, layout.words) if layout is not None else None
-        time_left = None
+        time_left = chapter_left = None
         if layout is not None:
             words_left = fused.words_left if fused and fused.words_left is not None else None
             on_page = layout.words if words_left is None else words_left
             time_left = self.pace.time_left(on_page + layout.words_after)
+            if layout.chapter_words_after is not None:
+                chapter_left = self.pace.time_left(on_page + layout.chapter_words_after)
         return {
             "item": layout.item if layout else None,
             "state": "away" if not self.present else ("reading" if self.gaze.reading else
@@ -173,4 +181,5 @@ class ReadingSession:
             "progress": fused.progress if fused else None,
             "personal_wpm": self.pace.personal_wpm,
             "time_left_s": time_left,
+            "chapter_time_left_s": chapter_left,
         }  # fmt: skip

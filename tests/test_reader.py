@@ -11,8 +11,8 @@ from edge.reader import GazeToText, ItemLayout, ReadingSession
 SPAN_DEG = math.degrees(2 * math.atan(34.0 * 0.5 / 2 / 60.0))  # text box half the screen, 60 cm
 
 
-def page(item: str, words: int = 200, lines: int = 10, after: int = 1000) -> ItemLayout:
-    return ItemLayout(item, "travel", words, lines, words / lines, 0.5, after)
+def page(item: str, words: int = 200, lines: int = 10, after: int = 1000, chapter=None):
+    return ItemLayout(item, "travel", words, lines, words / lines, 0.5, after, chapter)
 
 
 def read_lines(session: ReadingSession, t: float, lines: int, line_s: float = 4.0) -> float:
@@ -77,13 +77,14 @@ def test_the_eyes_count_lines_and_say_reading():
 
 def test_nobody_there_is_away_and_time_left_covers_the_rest_of_the_book():
     session = ReadingSession()
-    session.show(page("p-1", words=238, after=2380), 0.0)
+    session.show(page("p-1", words=238, after=2380, chapter=476), 0.0)
     session.update(0.0, False, None, None, None)
     state = session.state()
     assert state["state"] == "away" and state["lines_read"] is None
     # At the prior pace of 238 wpm: this page and ten more of 238 words take 11 minutes.
     assert state["personal_wpm"] == pytest.approx(238)
     assert state["time_left_s"] == pytest.approx(11 * 60)
+    assert state["chapter_time_left_s"] == pytest.approx(3 * 60)  # this page and two more
 
 
 def test_gaze_maps_mirrored_onto_the_text_box():
@@ -97,7 +98,7 @@ def test_gaze_maps_mirrored_onto_the_text_box():
 @pytest.mark.parametrize(
     "fields",
     [dict(item="Page 1"), dict(topic="sports"), dict(words=-1), dict(lines=0),
-     dict(box_fraction=1.5)],
+     dict(box_fraction=1.5), dict(words_after=10, chapter_words_after=20)],
 )  # fmt: skip
 def test_bad_layouts_are_refused(fields):
     base = dict(item="p-1", topic="travel", words=100)

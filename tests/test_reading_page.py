@@ -91,6 +91,9 @@ def test_turning_three_pages_sends_three_page_events_with_the_right_words(
     rest = sum(p.words("en") for p in book.pages[3:])
     assert state["personal_wpm"] == 238  # three skims teach the pace nothing
     assert state["time_left_s"] == pytest.approx(rest / 238 * 60, abs=1)
+    chapter = next(c for c in book.chapters if book.pages[3] in c.pages)
+    in_chapter = sum(p.words("en") for p in chapter.pages[chapter.pages.index(book.pages[3]) :])
+    assert state["chapter_time_left_s"] == pytest.approx(in_chapter / 238 * 60, abs=1)
     # Back one page: a back-turn to a page seen before.
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowRight")

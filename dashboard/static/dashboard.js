@@ -344,6 +344,7 @@
     const wpm = paceOf(visit);
     setField(panel, "pace", wpm === null ? missing : wpm + " " + t("read.wpm"));
     setField(panel, "time-left", r && r.time_left_s !== null && wpm !== null ? duration(r.time_left_s) : missing);
+    setField(panel, "chapter-left", r && r.chapter_time_left_s != null && wpm !== null ? duration(r.chapter_time_left_s) : missing);
     setField(panel, "reading-state", r ? t("read.state." + r.state) : missing);
     const chart = field(panel, "pace-chart");
     if (!visit.pages.length) {

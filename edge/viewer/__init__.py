@@ -154,7 +154,10 @@ def _content(lang: str) -> dict:
     return {"books": books, "feed": feed, "feed_title": FEED_TITLE[lang]}
 
 
-LAYOUT_FIELDS = ("topic", "words", "lines", "words_per_line", "box_fraction", "words_after")
+LAYOUT_FIELDS = (
+    "topic", "words", "lines", "words_per_line", "box_fraction", "words_after",
+    "chapter_words_after",
+)  # fmt: skip
 
 
 def _layout(body: dict) -> ItemLayout | None:
@@ -180,6 +183,11 @@ def _layout(body: dict) -> ItemLayout | None:
         words_per_line=body.get("words_per_line"),
         box_fraction=body.get("box_fraction"),
         words_after=int(body.get("words_after") or 0),
+        chapter_words_after=(
+            int(body["chapter_words_after"])
+            if body.get("chapter_words_after") is not None
+            else None
+        ),
     )
 
 

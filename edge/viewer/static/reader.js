@@ -79,9 +79,12 @@ window.OnlookerReader = (function () {
     $("page-number").textContent = `${pageIndex + 1} / ${all.length}`;
     $("prev").disabled = pageIndex === 0;
     $("next").disabled = pageIndex === all.length - 1;
-    const after = all.slice(pageIndex + 1).reduce((sum, entry) => sum + entry.page.words, 0);
+    const later = all.slice(pageIndex + 1);
+    const after = later.reduce((sum, entry) => sum + entry.page.words, 0);
+    const inChapter = later.filter((entry) => entry.chapter === chapter)
+      .reduce((sum, entry) => sum + entry.page.words, 0);
     // Wait for layout, then measure the page as the reader sees it.
-    requestAnimationFrame(() => report(page, text, after));
+    requestAnimationFrame(() => report(page, text, after, inChapter));
   }
 
   function lineCount(element) {
@@ -94,7 +97,7 @@ window.OnlookerReader = (function () {
     return Math.max(1, tops.size);
   }
 
-  function report(item, element, wordsAfter) {
+  function report(item, element, wordsAfter, chapterWordsAfter) {
     if (!active) return;
     const lines = lineCount(element);
     const box = element.getBoundingClientRect();
@@ -106,6 +109,7 @@ window.OnlookerReader = (function () {
       words_per_line: Math.max(0.1, item.words / lines),
       box_fraction: Math.min(1, Math.max(0.05, box.width / window.innerWidth)),
       words_after: wordsAfter,
+      chapter_words_after: chapterWordsAfter === undefined ? null : chapterWordsAfter,
     };
     send(body);
   }
