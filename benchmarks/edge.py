@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -78,19 +79,14 @@ TARGET_RSS_MB = 400.0
 
 def decode_video(path: Path, out: Path, max_frames: int | None = None) -> tuple[int, float]:
     """Decode `path` once into an RGB uint8 .npy of shape (n, h, w, 3); return (n, fps)."""
-    import cv2
+    from edge.sources import VideoFileSource
 
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
+    source = VideoFileSource(path, realtime=False)
     try:
-        while max_frames is None or len(frames) < max_frames:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        frames = [f.image for f in itertools.islice(source.frames(), max_frames)]
     finally:
-        cap.release()
+        source.close()
+    fps = source.fps
     if not frames:
         raise SystemExit(f"{path}: no frames decoded")
     np.save(out, np.stack(frames))

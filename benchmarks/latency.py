@@ -22,6 +22,7 @@ Python's `time.time()` before and after (the offset is printed and subtracted).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -71,18 +72,13 @@ PROBE_JS = """
 
 def decode(video: Path, max_frames: int | None = None) -> list[np.ndarray]:
     """Every frame of `video` as RGB, decoded once before the clock starts."""
-    import cv2
+    from edge.sources import VideoFileSource
 
-    cap = cv2.VideoCapture(str(video))
-    frames: list[np.ndarray] = []
+    source = VideoFileSource(video, realtime=False)
     try:
-        while max_frames is None or len(frames) < max_frames:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        frames = [f.image for f in itertools.islice(source.frames(), max_frames)]
     finally:
-        cap.release()
+        source.close()
     if not frames:
         raise SystemExit(f"{video}: no frames decoded")
     return frames
