@@ -199,11 +199,8 @@ def generate(
 
 
 def _check_url(url: str) -> None:
-    scheme, _, rest = url.partition("://")
-    if scheme not in ("mqtt", "mqtts") or not rest:
-        raise CredentialsError(f"broker URL {url!r} must look like mqtt://host:1883")
     try:
-        wire.parse_broker_url("mqtt://" + rest)
+        wire.broker_address(url)
     except ValueError as exc:
         raise CredentialsError(str(exc)) from None
 

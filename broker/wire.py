@@ -372,13 +372,22 @@ def message(kind: str, **fields: Any) -> dict[str, Any]:
     return _validate({"v": SCHEMA_VERSION, "type": kind, **fields})
 
 
-def encode(message_: dict[str, Any]) -> bytes:
-    """Validate, round and serialise a message; refuse anything off the allow-list."""
-    clean = _validate(message_)
+def _serialise(clean: dict[str, Any]) -> bytes:
     data = json.dumps(clean, separators=(",", ":"), allow_nan=False).encode()
     if len(data) > MAX_PAYLOAD_BYTES:
         raise WireError("too_large", f"{len(data)} bytes > {MAX_PAYLOAD_BYTES}")
     return data
+
+
+def encode(message_: dict[str, Any]) -> bytes:
+    """Validate, round and serialise a message; refuse anything off the allow-list."""
+    return _serialise(_validate(message_))
+
+
+def build(kind: str, **fields: Any) -> tuple[dict[str, Any], bytes]:
+    """A validated message of type `kind` and its payload, validated once (for producers)."""
+    clean = message(kind, **fields)
+    return clean, _serialise(clean)
 
 
 def decode(topic_info: TopicInfo, payload: bytes) -> dict[str, Any]:

@@ -43,9 +43,6 @@ RESYNC_WAIT_S = 5.0
 """After a reconnect, how long the pump waits for paho to re-send what was in flight."""
 STOP_FLUSH_S = 3.0
 
-BrokerAddress = wire.BrokerAddress
-parse_broker_url = wire.broker_address
-
 
 @dataclass(frozen=True)
 class MqttAuth:
@@ -62,7 +59,7 @@ class MqttAuth:
         return cls(env.get(ENV_USERNAME) or None, env.get(ENV_PASSWORD) or None,
                    env.get(ENV_CA) or None)  # fmt: skip
 
-    def check(self, address: BrokerAddress) -> None:
+    def check(self, address: wire.BrokerAddress) -> None:
         """Refuse settings that cannot work or would silently weaken the connection."""
         if self.password is not None and self.username is None:
             raise ValueError(f"{ENV_PASSWORD} is set but {ENV_USERNAME} is not")
@@ -120,7 +117,7 @@ class SignalPublisher:
         max_buffer: int = MAX_BUFFER,
         ttl_s: float = TTL_S,
     ):
-        self.address = parse_broker_url(broker_url)
+        self.address = wire.broker_address(broker_url)
         self.host, self.port = self.address.host, self.address.port
         self.agent = wire.check_agent_id(agent)
         self.topics = wire.Topics(prefix)
@@ -409,10 +406,9 @@ class SignalPublisher:
             try:
                 if why is not None:
                     raise wire.WireError("not_consented", why)
-                message = wire.message(
+                message, payload = wire.build(
                     kind, agent=self.agent, seq=next(self._seq), ts=time.time(), **fields
                 )
-                payload = wire.encode(message)
             except wire.WireError as exc:
                 self.refused += 1
                 logger.error("refused to publish %s: %s", kind, exc)
@@ -443,7 +439,7 @@ class SignalPublisher:
             self._scopes.pop(visit, None)
             self.ledgers.pop(visit, None)
             try:
-                message = wire.message(
+                message, payload = wire.build(
                     "purge", agent=self.agent, seq=next(self._seq), ts=time.time(),
                     visit=visit, reason=reason,
                 )  # fmt: skip
@@ -467,8 +463,8 @@ class SignalPublisher:
                     topic = self.topics.visit(self.agent, visit, kind)
                     self._enqueue_locked(_Outgoing(topic, b"", 1, True, visit, now, sticky=True))
             self._enqueue_locked(
-                _Outgoing(self.topics.for_message(message), wire.encode(message), 1, False,
-                          visit, now, sticky=True)
+                _Outgoing(self.topics.for_message(message), payload, 1, False, visit, now,
+                          sticky=True)
             )  # fmt: skip
             self.sent += 1
             logger.info("visit %s purged (%s)", visit, reason)

@@ -19,7 +19,7 @@ import pytest
 from broker import credentials, wire
 from broker.embedded import EmbeddedBroker, find_mosquitto
 from conftest import require, wait_until
-from edge.publisher import MqttAuth, SignalPublisher, parse_broker_url
+from edge.publisher import MqttAuth, SignalPublisher
 
 pytestmark = pytest.mark.integration
 
@@ -248,12 +248,12 @@ def test_auth_settings_that_cannot_work_are_refused_at_once(tmp_path):
         SignalPublisher("mqtt://127.0.0.1:1", "k", auth=MqttAuth("k", "x", str(tmp_path)))
     with pytest.raises(ValueError, match="not a file"):
         SignalPublisher("mqtts://127.0.0.1", "k", auth=MqttAuth("k", "x", str(tmp_path / "no")))
-    assert parse_broker_url("mqtts://pi.local").port == 8883
-    assert parse_broker_url("mqtts://[::1]:9").host == "::1"
-    assert parse_broker_url("mqtt://pi.local") == parse_broker_url("mqtt://pi.local:1883")
+    assert wire.broker_address("mqtts://pi.local").port == 8883
+    assert wire.broker_address("mqtts://[::1]:9").host == "::1"
+    assert wire.broker_address("mqtt://pi.local") == wire.broker_address("mqtt://pi.local:1883")
     for bad in ("http://x", "mqtts://", "mqtt://a b", "mqtts://x:99999"):
         with pytest.raises(ValueError):
-            parse_broker_url(bad)
+            wire.broker_address(bad)
 
 
 # --- the ACL ----------------------------------------------------------------------------
