@@ -167,10 +167,7 @@ class MqttSubscriber:
                 topic = msg.topic
             except UnicodeDecodeError:
                 raise wire.WireError("bad_topic", "topic is not UTF-8") from None
-            if msg.retain and msg.payload and not topic.endswith("/available"):
-                # Onlooker retains only availability: any other retained message is a plant.
-                raise wire.WireError("retained_signal", "only availability may be retained")
-            self.handle(topic, msg.payload)
+            self.handle(topic, msg.payload, retained=bool(msg.retain))
         except wire.WireError as exc:
             state.count_rejected(exc.reason)
             logger.warning("dropped message on %s: %s", _printable(msg), exc.reason)
@@ -179,10 +176,13 @@ class MqttSubscriber:
             state.count_rejected("internal_error")
             logger.exception("error handling message on %s", _printable(msg))
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """Validate one message and apply it; raises `WireError` on anything off-contract."""
         assert self.state is not None
         info = self.topics.parse(topic)
+        if retained and payload and info.kind != "available":
+            # Onlooker retains only availability: any other retained message is a plant.
+            raise wire.WireError("retained_signal", "only availability may be retained")
         if not payload and info.kind != "available":
             self.state.count_cleared()  # a purge clearing retained messages: nothing to apply
             return

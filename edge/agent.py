@@ -179,6 +179,7 @@ class Agent:
         self.visits_started = 0
         self.frames = 0
         self.fps = 0.0
+        self._fps_window = (time.monotonic(), 0)  # (start, frames) of the current second
         self.latency_ms = 0.0
         self.face_present = False  # in the latest analysed frame
         self._started = time.monotonic()
@@ -296,7 +297,6 @@ class Agent:
         budget_ms = 1000.0 / (self.source.fps or 30.0)
         model_ms: float | None = None
         skipped = self.infer_every  # frames since the last inference: infer on the first
-        self._fps_window = (time.monotonic(), 0)
         try:
             for frame in self.source.frames():
                 if self._stop.is_set() or time.monotonic() >= deadline:
