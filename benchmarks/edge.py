@@ -49,6 +49,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from benchmarks.machine import cpu_name  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 PEER_REQUIREMENT = "fer==25.10.3"
 # fer's own dependencies include facenet-pytorch (PyTorch, for its MTCNN detector) and moviepy
@@ -431,14 +433,6 @@ def run_peer(python: Path, frames: Path, cores: str) -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
@@ -459,7 +453,7 @@ def machine() -> dict[str, Any]:
         out = subprocess.run([mosquitto, "-h"], capture_output=True, text=True).stdout
         broker = out.splitlines()[0].strip() if out else "mosquitto"
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "arch": platform.machine(),
         "cpus": os.cpu_count(),
         "memory_gb": round(mem_gb, 1),
