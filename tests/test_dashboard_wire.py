@@ -457,7 +457,24 @@ def test_crowd_comparison_needs_k_visits(client, agents, visits: int, shown: boo
         agent.reaction("page-2", reaction_for("joy", 0.3 + 0.1 * n))
         agent.reaction("page-1", reaction_for("surprise", 0.2))
         agent.end_visit()
-    eventually(lambda: len(client.get("/api/visits").get_json()["visits"]) == visits)
+
+    def all_arrived() -> bool:
+        """Every visit has both pages, both reactions and its end: the state the figures read."""
+        listed = client.get("/api/visits").get_json()["visits"]
+        if len(listed) != visits:
+            return False
+        for visit in ids:
+            found = visit_json(client, visit)
+            items = found.get("items", {})
+            if (
+                found.get("ended") is None
+                or [p["item"] for p in found.get("pages", [])] != ["page-1", "page-2"]
+                or not all("reaction" in items.get(item, {}) for item in ("page-1", "page-2"))
+            ):
+                return False
+        return True
+
+    eventually(all_arrived, timeout=4 * TIMEOUT_S)
     crowd = client.get(f"/api/crowd?visit={ids[0]}").get_json()
     if not shown:
         assert crowd["pace_wpm"]["withheld"] == "not enough visits"
