@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -31,6 +33,24 @@ def require(condition: bool, why: str) -> None:
         if IN_CI:
             pytest.fail(f"{why} (CI must install it: see .ci/run)")
         pytest.skip(why)
+
+
+def require_module(name: str, why: str) -> Any:
+    """Import `name`, or skip with `why` on a developer machine and fail in CI (`require`)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        require(False, why)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_browser() -> Any:
+    """Playwright's sync API with the system Chromium present; skip locally, fail in CI."""
+    sync_api = require_module("playwright.sync_api", "playwright is not installed (make test)")
+    require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    return sync_api
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from flask import Flask
 
 from broker import wire
 from broker.embedded import EmbeddedBroker, find_mosquitto
-from conftest import accepts
+from conftest import accepts, require
 from dashboard import create_app
 from dashboard.server import DashboardServer
 from dashboard.state import DashboardState
@@ -405,10 +405,10 @@ def test_healthz_is_degraded_while_no_broker_answers(prefix: str) -> None:
 
 def test_broker_that_refuses_the_connection_is_not_connected(tmp_path: Path, prefix: str) -> None:
     binary = find_mosquitto()
-    if binary is None:
-        pytest.skip(
-            "mosquitto is not installed; cannot run a broker that refuses anonymous clients"
-        )
+    require(
+        binary is not None,
+        "mosquitto is not installed; cannot run a broker that refuses anonymous clients",
+    )
     port = _free_port()
     conf = tmp_path / "refusing.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\n")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from urllib.request import Request, urlopen
 
 import paho.mqtt.client as mqtt
@@ -16,10 +15,11 @@ import pytest
 
 from broker import wire
 from conftest import (
+    CHROMIUM,
     WireTap,
     free_port,
     get_json,
-    require,
+    require_browser,
     start_agent,
     stop,
     wait_until,
@@ -252,14 +252,13 @@ def test_retention_deletes_a_finished_visit(mosquitto, dashboard_on, sample, tmp
 def test_consent_screen_indicator_stop_and_forget_in_a_real_browser(
     mosquitto, dashboard_on, sample, tmp_path
 ):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    require(Path("/usr/bin/chromium").exists(), "Chromium is missing (apt-get install chromium)")
+    sync_api = require_browser()
     dashboard = dashboard_on(mosquitto.url)
     agent, base = viewer_agent(mosquitto, sample, tmp_path, "single_face.mp4", "--max-visit", "4")
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(
-                executable_path="/usr/bin/chromium",
+                executable_path=str(CHROMIUM),
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                       "--disable-component-update", "--disable-sync", "--no-first-run"],
             )  # fmt: skip
