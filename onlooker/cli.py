@@ -164,6 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.bench import add_arguments
 
     add_arguments(bench)
+
+    ev = sub.add_parser("eval", help="score backends on labelled data")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
+    expr = ev_sub.add_parser(
+        "expression",
+        help="expression backends on labelled stills (DIR/<label>/*.jpg)",
+        description="Run each --model on the same labelled stills, through the same landmarker "
+        "and crop the agent uses, and print accuracy, balanced accuracy, recall per class, the "
+        "confusion matrix, how often the answer is neutral, faces not found and ms per face "
+        "(p50, one core). Folders are named by class: happy/happiness/joy, sad/sadness, "
+        "angry/anger, surprise/surprised, fear/afraid/scared, disgust/disgusted, "
+        "neutral/normal, contempt.",
+    )
+    expr.add_argument("dirs", nargs="+", metavar="DIR", help="folder(s) of <label>/ folders")
+    expr.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="a backend to score; repeat for several (default: every available one)",
+    )
+    expr.add_argument("--json", metavar="FILE", help="also write the figures as JSON here")
     return parser
 
 
@@ -411,7 +432,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edge import assets, expression_eval
+    from edge.face import MediaPipeFaceLandmarker
+    from edge.models import ModelUnavailableError, available_models, check_model_name
+
+    try:
+        if args.model:
+            names = [check_model_name(n) for n in args.model]
+        else:
+            names = [m.name for m in available_models("expression") if m.available]
+        images = expression_eval.labelled_images(args.dirs)
+        print(f"scoring {', '.join(names)} on {len(images)} stills", file=sys.stderr)
+        analyzer = MediaPipeFaceLandmarker(assets.asset_path(assets.MODEL))
+        try:
+            report = expression_eval.evaluate(
+                args.dirs, names, analyzer, progress=expression_eval.progress_to_stderr
+            )
+        finally:
+            analyzer.close()
+    except (ValueError, ModelUnavailableError, assets.AssetError) as exc:
+        raise CliError(str(exc)) from exc
+    print(expression_eval.format_report(report))
+    if args.json:
+        expression_eval.write_json(report, args.json)
+        print(f"figures written to {args.json}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
+    "eval": cmd_eval,
     "bench": cmd_bench,
     "demo": cmd_demo,
     "agent": cmd_agent,
