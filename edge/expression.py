@@ -184,8 +184,8 @@ the time, so its low percentile stays high; a visitor who smiles through the fir
 relaxes at some moment later, and from then on the smile no longer counts as rest."""
 RESTING_BINS = 50  # the scores' histogram per emotion has 0.02-wide bins
 _ROWS = np.arange(len(EXPRESSIVE))
-MAX_RESTING = 0.5
-"""A resting face is at most half an expression: a higher level at the most relaxed moment
+MAX_RESTING = 0.6
+"""A resting face is at most 0.6 of an expression: a higher level at the most relaxed moment
 means an expression was held throughout, and only this much of it is taken as rest."""
 
 

@@ -207,13 +207,29 @@ class BlendshapeExpressionModel(ExpressionModel):
             # A trace-level sign is no reason for an emotion (only for neutral, below).
             evidence[emotion] = tuple(r for r in self._signs(x, emotion) if r.value >= MIN_REASON)
         strongest = max(intensity.values(), default=0.0)
+        leader = max(intensity, key=intensity.__getitem__) if intensity else None
         expressive_mass = min(1.0, strongest / (2.0 * self.call_at))
         # Squared intensities share the expressive mass, so a clear leader keeps most of it.
         squares = {e: v * v for e, v in intensity.items()}
         total = sum(squares.values())
-        scores = {e: expressive_mass * s / total if total else 0.0 for e, s in squares.items()}
-        scores["neutral"] = 1.0 - sum(scores.values())
-        # Neutral is explained by how weak the strongest expression's signs are.
-        leader = max(intensity, key=intensity.__getitem__) if intensity else None
-        evidence["neutral"] = self._signs(x, leader) if leader else ()
+        shares = {e: s / total if total else 0.0 for e, s in squares.items()}
+        # Neutral is weighed against the leader alone: the leader's share of the expressive
+        # mass against the same share of the rest, so an emotion at CALL_AT or above is never
+        # outvoted by neutral merely because a second emotion took part of its mass.
+        lead_share = shares[leader] if leader is not None and total else 1.0
+        scores = {e: expressive_mass * sh for e, sh in shares.items()}
+        scores["neutral"] = (1.0 - expressive_mass) * lead_share
+        norm = sum(scores.values()) or 1.0
+        scores = {e: v / norm for e, v in scores.items()}
+        evidence["neutral"] = neutral_reasons(strongest)
         return make_estimate(scores, evidence)
+
+
+NO_SIGN = "no expression's signs above trace"
+"""The reason given for neutral: what was looked for and not found (the value is the
+strongest expression's intensity, below CALL_AT)."""
+
+
+def neutral_reasons(strongest: float) -> tuple[Reason, ...]:
+    """Why a face reads as neutral: no expression's prototype rose above trace level."""
+    return (Reason("", NO_SIGN, round(min(1.0, max(0.0, strongest)), 2)),)
