@@ -219,3 +219,4 @@ register(
 )
 register(DEFAULT_EXPRESSION_MODEL, "edge.models.blendshapes:BlendshapeExpressionModel")
 register("fer-cnn", "edge.models.fer_cnn:FerCnnExpressionModel")
+register("facex", "edge.models.facex:FacexExpressionModel")

@@ -133,8 +133,12 @@ class _AlignedBuffer:
         return schema.BufferEnd(builder)
 
 
-def to_float32(model_bytes: bytes) -> bytes:
+def to_float32(model_bytes: bytes, hybrid_filters: bool = True) -> bytes:
     """The same model with every 8-bit weight written out as float32 (see the module docstring).
+
+    With `hybrid_filters=False` only the DEQUANTIZE ops are folded into constants and the
+    hybrid kernels keep their 8-bit filters: a model that computes what the original computes,
+    which lets a test check the folding arithmetic on its own.
 
     Raises TfliteRewriteError if the bytes are not a TFLite model, if the model has no 8-bit
     weights to rewrite, or if it has features the rewrite does not handle (several subgraphs,
@@ -172,7 +176,8 @@ def to_float32(model_bytes: bytes) -> bytes:
                 raise TfliteRewriteError(f"DEQUANTIZE of a non-constant ({source.name!r})")
             new_data[target] = _dequantised(schema, source, raw)
             continue  # the op is dropped; its output becomes a constant
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) > 1:
+        hybrid = name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+        if hybrid and hybrid_filters and len(inputs) > 1:
             kernel = tensors[inputs[1]]
             if kernel.type in eight_bit and _data(model, kernel) is not None:
                 if tensors[inputs[0]].type != t.FLOAT32:
