@@ -15,7 +15,11 @@ import pytest
 
 from broker import wire
 from edge.agent import Agent, AgentConfig
+from edge.attention import AttentionTracker
 from edge.face import FaceAnalyzer, FaceObservation
+from edge.models import create_expression_model
+from edge.publisher import SignalPublisher
+from edge.reader import ItemLayout
 from edge.sources import Frame, FrameSource
 
 SMILE = FaceObservation(
@@ -28,6 +32,32 @@ SMILE = FaceObservation(
     },  # fmt: skip
     transform=np.eye(4),
 )
+
+SIGNALS = {
+    "attention": dict(
+        present=True, faces=1, looking=True, yaw=0.0, pitch=0.0, roll=0.0, distance_cm=60,
+        blinks=0, look_aways=0,
+    ),
+    "attention_summary": dict(
+        item=None, time_present_s=3.0, looking_share=0.8, longest_look_s=2.0, look_aways=1,
+        look_away_s=0.5, interruptions=0, interruption_s=0.0, blinks=2, blink_rate_per_min=12.0,
+        mean_distance_cm=60, calibrated=False, regions=None,
+    ),
+    "expression": dict(
+        label="joy", score=0.8, valence=0.6, arousal=0.5, reason_units=["AU12 lip corner puller"],
+        reason_shapes=["mouthSmile"], reason_values=[0.8], relative_to_rest=True,
+    ),
+    "reaction": dict(item="page-1", seconds=2.0, frames=60, peak=[0.1] * 8, mean=[0.05] * 8),
+    "page": dict(
+        item="page-1", topic="travel", words=200, seconds=40.0, away_s=0.0, wpm=300, skim=False,
+        dwell=False, revisit=False, back_turn=False, lines_read=None, weight=1.0,
+    ),
+    "reading": dict(
+        item="page-1", state="reading", lines_read=4, gaze_wpm=250, skimming=False,
+        progress=0.4, personal_wpm=262, time_left_s=1380, chapter_time_left_s=300,
+    ),
+}  # fmt: skip
+"""One complete, valid message of each consent-scoped kind: only consent can refuse it."""
 
 
 class ScriptedSource(FrameSource):
@@ -182,7 +212,8 @@ def test_a_message_with_landmarks_never_reaches_the_broker(mosquitto, wiretap_fa
     )  # fmt: skip
     assert not publisher.publish("attention", landmarks=SMILE.landmarks.tolist(), **fields)
     assert not publisher.publish("attention", **{**fields, "visit": "ffffffffffffffff"})
-    assert not publisher.publish("expression", visit=visit, label="joy", score=0.5)
+    # Complete and valid (test below), refused only because the visit consented to attention.
+    assert not publisher.publish("expression", visit=visit, **SIGNALS["expression"])
     assert publisher.publish("attention", **fields)
     assert publisher.publish(
         "visit", visit=visit, event="end", consent="viewer", scopes=["attention"]
@@ -194,6 +225,97 @@ def test_a_message_with_landmarks_never_reaches_the_broker(mosquitto, wiretap_fa
     assert all(b"landmarks" not in p for _, p, _ in tap.snapshot())
     kinds = [tap.topics.parse(t).kind for t, _, _ in tap.snapshot()]
     assert kinds == ["available", "visit", "attention", "visit", "available"], tap.dump()
+
+
+def test_signals_cover_every_consent_scoped_kind():
+    assert set(SIGNALS) == set(wire.SCOPE_OF)
+    for kind, fields in SIGNALS.items():
+        wire.build(kind, agent="kiosk-1", seq=0, ts=1.0, visit="0123456789abcdef", **fields)
+
+
+@pytest.mark.parametrize("kind", sorted(SIGNALS))
+def test_the_publisher_refuses_a_signal_whose_scope_the_visit_did_not_consent_to(
+    mosquitto, wiretap_factory, kind
+):
+    """The publisher's own per-scope check, with nothing before it: the last gate."""
+    scope = wire.SCOPE_OF[kind]
+    tap = wiretap_factory(mosquitto.url)
+    publisher = SignalPublisher(mosquitto.url, "kiosk-scope")
+    publisher.start(wait_s=5)
+    without, consented = "0123456789abcdef", "fedcba9876543210"
+    try:
+        others = [s for s in wire.SCOPES if s != scope]  # every scope but the signal's own
+        assert publisher.publish(
+            "visit", visit=without, event="start", consent="viewer", scopes=others
+        )
+        assert publisher.publish(
+            "visit", visit=consented, event="start", consent="viewer", scopes=[scope]
+        )
+        assert not publisher.publish(kind, visit=without, **SIGNALS[kind])
+        assert publisher.refused == 1
+        assert publisher.publish(kind, visit=consented, **SIGNALS[kind])  # same fields, consented
+    finally:
+        publisher.stop()
+    assert tap.wait_for(lambda: wire.OFFLINE.encode() in [p for _, p, _ in tap.snapshot()], 5)
+    assert [(m["type"], m["visit"]) for m in tap.of_type(kind)] == [(kind, consented)]
+
+
+class CountingExpressionModel:
+    """The real default expression model, counting how often the agent runs it."""
+
+    def __init__(self) -> None:
+        self.inner, self.calls = create_expression_model(), 0
+        self.name, self.version = self.inner.name, self.inner.version
+
+    def estimate(self, image, face):
+        self.calls += 1
+        return self.inner.estimate(image, face)
+
+
+class CountingAttention(AttentionTracker):
+    """The real attention tracker, counting the frames the agent feeds it."""
+
+    updates = 0
+
+    def update(self, t_s, faces, image_size):
+        self.updates += 1
+        return super().update(t_s, faces, image_size)
+
+
+def layout(item: str) -> ItemLayout:
+    return ItemLayout(item, "travel", 200, 10, 20.0, 0.5, 1000)
+
+
+@pytest.mark.parametrize("scope", wire.SCOPES)
+def test_the_agent_computes_and_asks_to_send_only_what_the_one_scope_allows(
+    mosquitto, wiretap_factory, scope
+):
+    """The agent's per-scope checks, with the publisher's gate behind them: a signal outside
+    the scope is not computed, and the agent never even asks the publisher to send it
+    (`refused` stays 0), while every kind of the consented scope does cross."""
+    tap = wiretap_factory(mosquitto.url)
+    holder: dict[str, Agent] = {}
+    at = {40: lambda: holder["agent"].show_item("page-1", layout("page-1")),
+          100: lambda: holder["agent"].show_item("page-2", layout("page-2"))}  # fmt: skip
+    gate = threading.Event()
+    model = CountingExpressionModel()
+    config = AgentConfig(broker_url=mosquitto.url, heartbeat_s=0.2, consent="recorded-source",
+                         scopes=(scope,))  # fmt: skip
+    agent = Agent(config, ScriptedSource(160, gate=gate, at=at), ScriptedAnalyzer(lambda i: True),
+                  expression_model=model)  # fmt: skip
+    agent.attention = CountingAttention()
+    holder["agent"] = agent
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    gate.set()
+    thread.join(30)
+    assert tap.wait_for(lambda: len(tap.of_type("visit")) == 2, 5), tap.dump()
+    assert tap.of_type("visit")[0]["scopes"] == [scope]
+    sent = {m["type"] for m in tap.decoded()} & set(wire.SCOPE_OF)
+    assert sent == {kind for kind, of in wire.SCOPE_OF.items() if of == scope}, tap.dump()
+    assert agent.publisher.refused == 0
+    assert (model.calls > 0) == (scope == "expression"), model.calls
+    assert (agent.attention.updates > 0) == (scope in ("attention", "reading"))
 
 
 def test_consent_to_expression_only_publishes_no_attention(mosquitto, wiretap_factory):
