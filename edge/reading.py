@@ -326,47 +326,66 @@ class PageTurnPace:
 
 @dataclass(frozen=True)
 class GazeReadingConfig:
-    """Constants of the gaze reading detector; x is in text-box widths (0 left, 1 right)."""
+    """Constants of the gaze reading detector; x is in text-box widths (0 left, 1 right).
+
+    Evidence is earned per second of gaze, never per frame: a frame without gaze neither
+    earns nor erases anything. Credit is symmetric, so noise that moves the gaze left as often
+    as right earns nothing on average, and a still gaze only leaks; the reading state also
+    needs a return sweep that ends a forward run along a line, which no still gaze, smooth
+    pursuit or random glance makes. docs/reading.md gives the tuning and the evaluation.
+    """
 
     smooth_s: float = 0.2
     """Moving-average window on x against webcam jitter."""
     step_lag_s: float = 0.4
     """Horizontal progress is measured over this lag."""
-    forward_min_speed: float = 0.0
+    forward_min_speed: float = 0.1
     """Slowest rightward progress (line widths per second) that counts as reading."""
-    forward_max_speed: float = 0.5
+    forward_max_speed: float = 0.8
     """Fastest rightward progress that still counts as reading."""
-    jump_speed: float = 1.0
+    jump_speed: float = 1.2
     """Rightward progress above which the eyes jumped rather than read."""
     gain_forward: float = 1.0
     """Evidence per second of reading-like rightward progress."""
-    penalty_jump: float = 3.0
+    penalty_backward: float = 1.0
+    """Evidence lost per second of leftward progress at the same speeds (symmetric)."""
+    penalty_jump: float = 2.0
     """Evidence lost per second of rightward jumping."""
-    leak: float = 0.4
-    """Evidence lost per second otherwise (standing still, small regressions)."""
-    leak_dropout: float = 0.5
-    """Evidence lost per second without gaze."""
-    sweep_drop: float = 0.5
+    leak: float = 0.3
+    """Evidence lost per second otherwise (standing still, off the text, fast leftwards)."""
+    box_margin: float = 0.25
+    """Gaze further than this outside the text box (in box widths) is not on the text."""
+    sweep_drop: float = 0.4
     """A return sweep moves left by at least this much of the line ..."""
-    sweep_window_s: float = 0.5
+    sweep_window_s: float = 0.6
     """... within this many seconds (WebGazer smooths a sweep over 0.3-0.5 s)."""
     min_line_s: float = 1.0
     """No two return sweeps closer than this (a line of 11 words at 660 wpm)."""
-    sweep_bonus: float = 0.5
-    """Evidence gained from a return sweep while reading."""
-    sweep_min_evidence: float = 0.5
-    """A leftward jump counts as a return sweep only with this much reading evidence."""
-    evidence_on: float = 1.0
-    """Reading starts when the evidence reaches this."""
-    evidence_off: float = 0.3
+    min_run_rise: float = 0.3
+    """A sweep ends a line only after the gaze rose this far along it ..."""
+    min_run_forward_s: float = 0.6
+    """... with at least this much time at reading speed (not in one jump)."""
+    sweep_speed_ratio: float = 2.0
+    """... and the sweep left at least this many times faster than the run went right (a
+    smooth pursuit goes back as slowly as it came)."""
+    sweep_bonus: float = 1.0
+    """Evidence gained from a return sweep that ends a line."""
+    sweep_min_evidence: float = 0.3
+    """A sweep counts as a line only with this much evidence before it."""
+    sweep_memory_s: float = 10.0
+    """Reading needs a line-ending return sweep within this many seconds."""
+    evidence_on: float = 3.0
+    """Reading starts when the evidence reaches this (chosen on the tuning half)."""
+    evidence_off: float = 1.5
     """Reading stops when the evidence falls below this."""
-    evidence_max: float = 3.0
+    evidence_max: float = 4.0
     max_gap_s: float = 0.5
-    """A gap in samples longer than this restarts the smoothing."""
+    """A gap in gaze longer than this restarts the windows (and earns nothing)."""
     skim_wpm: float = 600.0
     """Gaze pace above this is skimming (skimming runs at 500-750 wpm)."""
-    skim_reading_fraction: float = 0.5
-    """Reading less than this share of the observed time is skimming (searching, scanning)."""
+    skim_score: float = -0.3
+    """A page whose skim score (`GazeSummary.skim_score`) exceeds this is skimmed (chosen on
+    the tuning half of webqamgaze: information seeking against normal reading)."""
     skim_min_observed_s: float = 5.0
     """The skimming flag waits for this much gaze on the page."""
 
@@ -379,11 +398,25 @@ class GazeSummary:
     return_sweeps: int
     reading_s: float
     observed_s: float
-    """Time with a gaze sample (dropouts excluded)."""
+    """Time with gaze (gaps longer than `max_gap_s` excluded)."""
     elapsed_s: float
     wpm: float | None
     skimming: bool
     page_lines: int | None = None
+    forward_s: float = 0.0
+    """Time moving along a line at reading speed."""
+    jump_s: float = 0.0
+    """Time jumping rightwards."""
+    scan_sweeps: int = 0
+    """Leftward jumps that did not end a line (searching, re-reading, glancing back)."""
+
+    @property
+    def skim_score(self) -> float:
+        """How much the eyes scan rather than read: (time jumping rightwards + one second per
+        leftward jump that ended no line - time moving along a line) / observed time."""
+        if self.observed_s <= 0:
+            return 0.0
+        return (self.jump_s + self.scan_sweeps - self.forward_s) / self.observed_s
 
     @property
     def reading_fraction(self) -> float:
@@ -404,6 +437,13 @@ class GazeReadingEstimator:
     Feed `update(t, x)` with x normalised to the text box (0 = left edge, 1 = right edge) and
     None when there is no gaze. Each sample costs O(1) amortised time and memory bounded by
     the short windows (a few dozen samples).
+
+    The evidence (`score`, 0 to `evidence_max`) rises by `gain_forward` per second of
+    rightward progress at reading speed, falls by the same rate for leftward progress at those
+    speeds, and leaks otherwise; a return sweep that ends a forward run along the line (a
+    rise of `min_run_rise` with `min_run_forward_s` at reading speed) adds `sweep_bonus` and
+    counts a line. Reading is on while the evidence is at least `evidence_on` (until it falls
+    below `evidence_off`) and a line ended within `sweep_memory_s`.
     """
 
     def __init__(
@@ -424,14 +464,24 @@ class GazeReadingEstimator:
         self.evidence = 0.0
         self.reading = False
         self.return_sweeps = 0
+        self.sweeps_seen = 0
         self.reading_s = 0.0
         self.observed_s = 0.0
+        self.motion_s = {"forward": 0.0, "backward": 0.0, "jump": 0.0, "still": 0.0, "off": 0.0}
+        """Seconds of gaze by how it moved: along a line at reading speed, back at those
+        speeds, jumping right, standing still (or fast left), off the text."""
         self._ever_read = False
         self._t_first: float | None = None
         self._t_last: float | None = None
         self._t_last_x: float | None = None
         self._t_evidence_from: float | None = None
         self._last_sweep_t = -math.inf
+        self._last_line_t = -math.inf
+        self._run_min = math.inf
+        self._run_min_t = 0.0
+        self._run_rise = 0.0
+        self._run_rise_s = 0.0
+        self._run_forward_s = 0.0
         self._smooth: deque[tuple[float, float]] = deque()
         self._smooth_sum = 0.0
         self._lagged: deque[tuple[float, float]] = deque()
@@ -442,21 +492,33 @@ class GazeReadingEstimator:
         self._smooth_sum = 0.0
         self._lagged.clear()
         self._window_max.clear()
+        self._new_run(math.inf, 0.0)
+
+    def _new_run(self, x: float, t: float) -> None:
+        self._run_min, self._run_min_t = x, t
+        self._run_rise = self._run_rise_s = self._run_forward_s = 0.0
+
+    @property
+    def score(self) -> float:
+        """The continuous reading score: the evidence as a share of its maximum, 0 to 1."""
+        return self.evidence / self.config.evidence_max
 
     def update(self, t: float, x: float | None) -> bool:
         """Take one gaze sample at time `t` (seconds); returns whether the reader is reading."""
         c = self.config
         if self._t_first is None:
             self._t_first = t
-        dt = 0.0 if self._t_last is None else min(max(0.0, t - self._t_last), c.max_gap_s)
         self._t_last = t
         if x is None or not math.isfinite(x):
-            self._add_evidence(-c.leak_dropout * dt, t)
+            # No gaze: nothing is earned and nothing is erased (time, not frames, counts).
             return self.reading
-        self.observed_s += dt
-        if self._t_last_x is not None and t - self._t_last_x > c.max_gap_s:
+        if self._t_last_x is None or t - self._t_last_x > c.max_gap_s:
             self._restart_windows()
+            dt = 0.0
+        else:
+            dt = max(0.0, t - self._t_last_x)
         self._t_last_x = t
+        self.observed_s += dt
 
         self._smooth.append((t, x))
         self._smooth_sum += x
@@ -468,14 +530,27 @@ class GazeReadingEstimator:
         while len(self._lagged) > 1 and self._lagged[1][0] <= t - c.step_lag_s:
             self._lagged.popleft()
         lag_t, lag_x = self._lagged[0]
-        delta = xs - lag_x if t - lag_t >= c.step_lag_s * 0.5 else 0.0
-        speed = delta / c.step_lag_s
-        if speed > c.jump_speed:
-            change = -c.penalty_jump * dt
-        elif c.forward_min_speed < speed <= c.forward_max_speed:
-            change = c.gain_forward * dt
-        else:
-            change = -c.leak * dt
+        on_text = -c.box_margin <= xs <= 1.0 + c.box_margin
+        change = 0.0
+        if t - lag_t >= c.step_lag_s * 0.5:
+            speed = (xs - lag_x) / (t - lag_t)
+            if not on_text:
+                change, motion = -c.leak * dt, "off"
+            elif speed > c.jump_speed:
+                change, motion = -c.penalty_jump * dt, "jump"
+                self._new_run(xs, t)
+            elif c.forward_min_speed <= speed <= c.forward_max_speed:
+                change, motion = c.gain_forward * dt, "forward"
+                self._run_forward_s += dt
+            elif -c.forward_max_speed <= speed <= -c.forward_min_speed:
+                change, motion = -c.penalty_backward * dt, "backward"
+            else:
+                change, motion = -c.leak * dt, "still"
+            self.motion_s[motion] += dt
+        if xs < self._run_min:
+            self._run_min, self._run_min_t = xs, t
+        if xs - self._run_min > self._run_rise:
+            self._run_rise, self._run_rise_s = xs - self._run_min, t - self._run_min_t
 
         # Sliding maximum of the smoothed x over the sweep window (monotonic deque).
         while self._window_max and self._window_max[-1][1] <= xs:
@@ -485,14 +560,26 @@ class GazeReadingEstimator:
             self._window_max.popleft()
         drop = self._window_max[0][1] - xs
         if drop >= c.sweep_drop and t - self._last_sweep_t >= c.min_line_s:
-            if self.evidence + change >= c.sweep_min_evidence or self.reading:
+            self.sweeps_seen += 1
+            self._last_sweep_t = t
+            peak_t = self._window_max[0][0]
+            sweep_speed = drop / max(t - peak_t, 1e-3)
+            run_speed = self._run_rise / max(self._run_rise_s, 1e-3)
+            ends_line = (
+                self._run_rise >= c.min_run_rise
+                and self._run_forward_s >= c.min_run_forward_s
+                and sweep_speed >= c.sweep_speed_ratio * run_speed
+                and (self.evidence + change >= c.sweep_min_evidence or self.reading)
+            )
+            if ends_line:
                 self.return_sweeps += 1
-                self._last_sweep_t = t
+                self._last_line_t = t
                 change += c.sweep_bonus
                 self._ever_read = True
-            # A new sweep needs a new rise from here, whether or not this one counted.
+            # A new sweep needs a new run along a line from here, whether or not this counted.
             self._window_max.clear()
             self._window_max.append((t, xs))
+            self._new_run(xs, t)
         self._add_evidence(change, t)
         if self.reading:
             self.reading_s += dt
@@ -506,26 +593,31 @@ class GazeReadingEstimator:
             self._t_evidence_from = t
         elif self.evidence == 0.0:
             self._t_evidence_from = None
-        if not self.reading and self.evidence >= c.evidence_on:
+        recent_line = t - self._last_line_t <= c.sweep_memory_s
+        if not self.reading and self.evidence >= c.evidence_on and recent_line:
             self.reading = True
             self._ever_read = True
             # The evidence took a while to build: that time was reading too.
             if self._t_evidence_from is not None:
-                self.reading_s += max(0.0, t - self._t_evidence_from)
-        elif self.reading and self.evidence < c.evidence_off:
+                self.reading_s += min(c.sweep_memory_s, max(0.0, t - self._t_evidence_from))
+        elif self.reading and (self.evidence < c.evidence_off or not recent_line):
             self.reading = False
 
     @property
     def lines_read(self) -> int:
-        """Lines read on this page: the line being read plus one per return sweep."""
-        return self.return_sweeps + 1 if self._ever_read else 0
+        """Distinct lines read on this page: the line being read plus one per line-ending
+        return sweep, never more than the page has (reading more is re-reading)."""
+        if not self._ever_read:
+            return 0
+        lines = self.return_sweeps + 1
+        return min(lines, self.page_lines) if self.page_lines else lines
 
     @property
     def wpm(self) -> float | None:
         """Live pace: lines read times words per line over the reading time."""
         if not self.words_per_line or self.reading_s <= 0.0 or not self._ever_read:
             return None
-        return self.lines_read * self.words_per_line / (self.reading_s / 60.0)
+        return (self.return_sweeps + 1) * self.words_per_line / (self.reading_s / 60.0)
 
     @property
     def skimming(self) -> bool:
@@ -533,7 +625,9 @@ class GazeReadingEstimator:
         c = self.config
         if self.observed_s < c.skim_min_observed_s:
             return False
-        if self.reading_s / self.observed_s < c.skim_reading_fraction:
+        m = self.motion_s
+        scan = self.sweeps_seen - self.return_sweeps
+        if (m["jump"] + scan - m["forward"]) / self.observed_s > c.skim_score:
             return True
         wpm = self.wpm
         return wpm is not None and self.return_sweeps >= 2 and wpm > c.skim_wpm
@@ -559,6 +653,9 @@ class GazeReadingEstimator:
             wpm=self.wpm,
             skimming=self.skimming,
             page_lines=self.page_lines,
+            forward_s=self.motion_s["forward"],
+            jump_s=self.motion_s["jump"],
+            scan_sweeps=self.sweeps_seen - self.return_sweeps,
         )
 
 

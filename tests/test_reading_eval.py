@@ -1,11 +1,14 @@
 """The reading evaluation on the real eye-movement data, with the issue's targets.
 
-Skips when ../shared/data/reading is absent (a fresh clone has no data).
+Skips when ../shared/data/reading is absent (a fresh clone has no data), but fails under CI
+(env CI set), where ../shared sits beside the checkout. The Desktop Activity tests skip with a
+message when ../data/desktop_activity (or $ONLOOKER_DESKTOP_ACTIVITY) is absent.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -18,9 +21,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import reading_eval as ev  # noqa: E402
 
 DATA = ev.data_dir()
-pytestmark = pytest.mark.skipif(
-    ev.missing_data(DATA) is not None, reason=str(ev.missing_data(DATA))
-)
+DESKTOP = ev.desktop_dir()
+
+
+@pytest.fixture(autouse=True)
+def _needs_data():
+    why = ev.missing_data(DATA)
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI has ../shared beside the checkout, yet {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def desktop() -> list[ev.ActivityWindow]:
+    why = ev.missing_desktop(DESKTOP)
+    if why:
+        pytest.skip(why)
+    return ev.eval_desktop(ev.load_desktop(DESKTOP))
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +79,33 @@ def test_line_error_at_2_degrees_on_the_lab_data(drift):
 def test_targets_on_the_webcam_recordings(drift, webcam):
     h = ev.headline(drift, webcam)
     assert h.drift_line_error_2deg <= 1.0
-    # Target: <= 20 % of the page's lines on well-calibrated pages. Met over all 115 pages
-    # (19 %); the held-out half alone reaches 25 % (2 of 8 lines), see docs/reading.md.
+    assert h.webcam_line_error_well_calibrated <= 0.20  # held-out
     assert h.webcam_line_error_well_calibrated_all <= 0.20
-    assert h.webcam_line_error_well_calibrated <= 0.25
-    assert h.skim_auc >= 0.70
+    # Target 0.8 is not met: 0.74 held-out (docs/reading.md); keep what was reached.
+    assert h.skim_auc >= 0.72
+
+
+def test_the_reading_state_finds_normal_reading_on_webcam_pages(webcam):
+    shares = [r.summary.reading_fraction for r in webcam
+              if r.trial.condition == "nr" and not r.trial.tune]  # fmt: skip
+    assert np.median(shares) >= 0.8
+
+
+def test_a_still_gaze_pursuit_or_random_looking_is_not_reading():
+    shares = ev.eval_synthetic(tune=False, runs=3)
+    for (kind, noise), share in shares.items():
+        if kind in ("still", "blinks", "sparse", "drift"):
+            assert share < 0.05, (kind, noise, share)
+        else:
+            assert share < 0.10, (kind, noise, share)
+
+
+def test_desktop_activities_reading_state_on_held_out_people(desktop):
+    held = ev.state_figures([w for w in desktop if not w.tune])
+    assert held.windows_read > 300 and held.windows_other > 2000
+    assert held.false_positive <= 0.15
+    assert held.recall >= 0.85
+    assert held.per_activity["WATCH"] <= 0.05 and held.per_activity["WRITE"] <= 0.05
 
 
 def test_gaze_pace_on_well_calibrated_normal_reading(webcam):
@@ -87,12 +127,28 @@ def test_pace_estimators_beat_the_prior_and_are_unbiased_on_read_pages():
 
 
 def test_main_prints_every_section(capsys):
-    assert ev.main(["--quick"]) == 0
+    assert ev.main(["--quick", "--no-videos"]) == 0
     out = capsys.readouterr().out
-    for heading in ("## drift", "## webqamgaze", "## page-turn pace", "## targets", "Machine:"):
+    for heading in (
+        "## drift",
+        "## webqamgaze",
+        "## page-turn pace",
+        "## targets",
+        "Machine:",
+        "## reading state on synthetic",
+        "## reading state on people",
+    ):
         assert heading in out
 
 
 def test_main_reports_missing_data(tmp_path, capsys):
     assert ev.main(["--data", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_the_sample_videos_of_people_talking_never_read():
+    videos = ev.eval_videos()
+    if videos is None:
+        pytest.skip("sample videos or face model not fetched (onlooker models fetch)")
+    assert sum(seconds for _, seconds, _ in videos) > 10.0
+    assert all(reading == 0.0 for _, _, reading in videos), videos
