@@ -11,14 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import require
+from conftest import IN_CI
 from edge import assets, models
 from edge.expression import EMOTIONS
 
-require(
-    importlib.util.find_spec("ai_edge_litert") is not None,
-    "ai-edge-litert is not installed (pip install ai-edge-litert); facex cannot run",
-)
+if importlib.util.find_spec("ai_edge_litert") is None:
+    why = "ai-edge-litert is not installed (pip install ai-edge-litert); facex cannot run"
+    if IN_CI:
+        raise ImportError(f"{why} (CI must install it: see .ci/run)")
+    pytest.skip(why, allow_module_level=True)
 
 from ai_edge_litert import schema_py_generated as schema  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
