@@ -5,11 +5,14 @@ post-training weight quantisation) stores 34 of its kernels as 8-bit integers: 3
 filters and the FULLY_CONNECTED kernel as symmetric int8 values in UINT8 tensors, run by
 LiteRT's *hybrid* kernels, and the 15 depthwise filters as asymmetric uint8 behind DEQUANTIZE
 ops. A hybrid kernel quantises its float input to int8 on every call and does the arithmetic
-in integers; on x86-64 that path is about three times slower than the float32 path (XNNPACK),
-and it adds a second rounding of the activations. The weights themselves are exactly
-representable in float32 (`int8 × scale`), so writing them out as float32 once gives a model
-that computes what the quantised one approximates, about three times as fast, at four times
-the file size (2.6 MB → ~10 MB).
+in integers; LiteRT's XNNPACK delegate does not take those ops, so on one x86-64 core the
+shipped file needs 16-17 ms per face (p95 30 ms) where the float32 graph needs 6.3 ms
+(`benchmarks/facex_speed.py`). The weights themselves are exactly representable in float32
+(`int8 × scale`), so writing them out once gives a model that computes the same weights
+without the per-call rounding of the activations, 2.4-2.7 times as fast, at four times the
+file size (2,615,520 → 10,141,680 bytes). The answers stay the same: on 118 face crops of
+the sample video the top label agrees on all crops but two near-ties (98.3 %), the median
+largest probability difference is 0.001 — the size of the hybrid kernels' own rounding noise.
 
 What. Every constant 8-bit filter of a CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED that
 takes a float32 input becomes float32 (int8 × scale, as the hybrid kernel reads it); every
