@@ -146,6 +146,51 @@ def test_missing_seqs_are_marked_per_agent_and_a_late_one_fills_its_gap(client, 
     assert health(client)["duplicates"] == 0
 
 
+@pytest.mark.parametrize("purged_by", ["mqtt", "admin"])
+def test_a_late_or_replayed_message_for_a_purged_visit_does_not_bring_it_back(
+    client, agents, purged_by: str
+) -> None:
+    """Forget-me holds against what arrives after the purge: a late message, a delayed one
+    that fills a seq gap, and the visit's earlier messages replayed once the agent restarted
+    (the seq check has forgotten them then: only the memory of purged visits stops them)."""
+    agent = agents("kiosk-forget")
+    visit = agent.visit = "f0e1d2c3b4a59687"
+    agent.scopes = list(wire.SCOPES)
+    start = agent.send(  # seq 0
+        "visit", visit=visit, event="start", consent="recorded-source", scopes=agent.scopes
+    )
+    first = agent.expression("joy")  # seq 1
+    delayed = {**first, "seq": 2, "label": "sadness"}
+    agent.seq = itertools.count(3)  # seq 2 is held back by the network: it comes after the purge
+    agent.attention()  # seq 3
+    eventually(lambda: visit_json(client, visit).get("counts") == {"visit": 1, "expression": 1,
+                                                                    "attention": 1})  # fmt: skip
+
+    if purged_by == "mqtt":
+        agent.purge()  # seq 4
+    else:
+        assert client.post(f"/api/admin/purge/{visit}", json={}).status_code == 200
+    eventually(lambda: client.get(f"/api/visits/{visit}").status_code == 404)
+    rejected_before = health(client)["rejected"].get("purged_visit", 0)
+
+    agent.visit = visit
+    agent.seq = itertools.count(10)
+    agent.expression("anger")  # late: sent before the purge took effect on the device
+    agent.publish(delayed)  # the held-back seq 2, re-sent out of order: fills its gap
+    restarted = agents("kiosk-forget")  # a new process: "online", and seq from 0 again …
+    restarted.clock_offset_s = 1.0  # (a restart takes longer than ts's 0.1 s resolution)
+    restarted.heartbeat()
+    eventually(lambda: agent_json(client, "kiosk-forget")["restarts"] == 1)
+    restarted.publish(first)  # … so the visit's earlier messages, replayed now, are no
+    restarted.publish(start)  # duplicates to the seq check
+
+    eventually(lambda: health(client)["rejected"].get("purged_visit", 0) - rejected_before == 4)
+    assert client.get(f"/api/visits/{visit}").status_code == 404
+    assert client.get(f"/api/visits/{visit}/raw").status_code == 404
+    assert client.get("/api/visits").get_json()["visits"] == []
+    assert client.get("/api/crowd").get_json()["visits"] == 0
+
+
 def test_an_agent_restart_counts_from_zero_again_without_false_duplicates(
     client, agents, broker: EmbeddedBroker, prefix: str
 ) -> None:
