@@ -7,6 +7,7 @@ or Danish. Every conclusion names the patent that claims the inference (`source`
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from broker.wire import EXPRESSIONS
@@ -68,71 +69,141 @@ def _mean_valence(visit: dict[str, Any]) -> float | None:
     return round(sum(p[2] for p in points) / len(points), 2) if points else None
 
 
-def pace(visit: dict[str, Any]) -> float | None:
-    """Reading pace: the agent's personal pace once a page is read, else the weighted mean."""
-    pages = visit.get("pages") or []
+PACE_MIN_PAGES = 2
+"""No "faster" or "slower than the average adult" from fewer counted pages than this."""
+PACE_SD_FLOOR = 0.2
+"""Smallest page-to-page spread of ln(wpm) assumed for one reader: two pages that happen to
+agree do not make a certain pace."""
+PACE_Z = 2.0
+"""A pace differs from the adult average only when ln(pace / 238) exceeds this many standard
+errors (about 95 %)."""
+
+
+def counted_pages(visit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pages that are evidence of a reading pace: read (no skim or dwell), first visits,
+    with a weight and a finite pace."""
+    return [
+        p
+        for p in visit.get("pages") or []
+        if not (p.get("skim") or p.get("dwell") or p.get("revisit"))
+        and (p.get("weight") or 0) > 0
+        and isinstance(p.get("wpm"), int | float)
+        and 0 < p["wpm"] < 1e5
+    ]
+
+
+def _read_seconds(pages: list[dict[str, Any]]) -> float:
+    return round(sum(max(0.0, p["seconds"] - (p.get("away_s") or 0.0)) for p in pages), 1)
+
+
+def pace_evidence(visit: dict[str, Any]) -> dict[str, Any] | None:
+    """The pace the counted pages show, how sure it is, and what it rests on; None without a
+    counted page. `verdict` is faster or slower only with at least PACE_MIN_PAGES pages and a
+    difference from the adult average beyond PACE_Z standard errors, else unsure."""
+    pages = counted_pages(visit)
     if not pages:
         return None
-    reading = visit.get("reading")
-    if reading is not None:
-        return float(reading["personal_wpm"])
-    weighted = [(p["wpm"], p["weight"]) for p in pages if p["wpm"] and not p["skim"]]
-    total = sum(w for _, w in weighted)
-    return round(sum(wpm * w for wpm, w in weighted) / total) if total > 0 else None
+    weights = [float(p["weight"]) for p in pages]
+    logs = [math.log(p["wpm"]) for p in pages]
+    total = sum(weights)
+    mean = sum(w * x for w, x in zip(weights, logs, strict=True)) / total
+    n = len(pages)
+    spread = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1)) if n > 1 else 0.0
+    se = max(spread, PACE_SD_FLOOR) / math.sqrt(n)
+    difference = mean - math.log(ADULT_WPM)
+    verdict = "unsure"
+    if n >= PACE_MIN_PAGES and abs(difference) > PACE_Z * se:
+        verdict = "faster" if difference > 0 else "slower"
+    return {
+        "wpm": round(math.exp(mean)),
+        "low": round(math.exp(mean - PACE_Z * se)),
+        "high": round(math.exp(mean + PACE_Z * se)),
+        "verdict": verdict,
+        "pages": n,
+        "seconds": _read_seconds(pages),
+    }
+
+
+def pace(visit: dict[str, Any]) -> float | None:
+    """Reading pace from the counted pages only (weighted geometric mean); None before any
+    page was read: the population prior the agent starts from is no evidence about anyone."""
+    found = pace_evidence(visit)
+    return None if found is None else float(found["wpm"])
+
+
+def _evidence(pages: int | None = None, seconds: float | None = None) -> dict[str, Any]:
+    return {"pages": pages, "seconds": None if seconds is None else round(float(seconds), 1)}
 
 
 def conclusions(visit: dict[str, Any]) -> list[dict[str, Any]]:
-    """What an advertiser or an e-book vendor would conclude, as keys with their numbers."""
+    """What an advertiser or an e-book vendor would conclude, as keys with their numbers, each
+    with the evidence it rests on (`evidence`: pages and seconds; None where it does not apply)."""
     found: list[dict[str, Any]] = []
 
-    def add(key: str, source: str, audience: str, **params: Any) -> None:
-        found.append({"key": key, "source": source, "audience": audience, "params": params})
+    def add(key: str, source: str, audience: str, evidence: dict[str, Any], **params: Any):
+        found.append(
+            {"key": key, "source": source, "audience": audience, "params": params,
+             "evidence": evidence}
+        )  # fmt: skip
 
-    pages_by_item = {p["item"]: p for p in visit.get("pages") or []}
+    all_pages = visit.get("pages") or []
+    pages_by_item = {p["item"]: p for p in all_pages}
     timeline = visit.get("timeline") or []
     if timeline:
         labels = [p[1] for p in timeline]
         top = max(EXPRESSIONS, key=labels.count)
-        add("mostly", "facebook", "advertiser", label=top,
-            share=round(100 * labels.count(top) / len(labels)))  # fmt: skip
+        add("mostly", "facebook", "advertiser", _evidence(None, timeline[-1][0] - timeline[0][0]),
+            label=top, share=round(100 * labels.count(top) / len(labels)))  # fmt: skip
     reactions = {i: e["reaction"] for i, e in (visit.get("items") or {}).items() if "reaction" in e}
     if reactions:
         joy = EXPRESSIONS.index("joy")
         item, best = max(reactions.items(), key=lambda kv: (kv[1]["mean"][joy], kv[0]))
         if best["mean"][joy] >= 0.2:
-            add("smiled_at", "facebook", "advertiser", **_label_of(item, pages_by_item),
-                joy=round(best["mean"][joy], 2))  # fmt: skip
+            add("smiled_at", "facebook", "advertiser", _evidence(1, best.get("seconds")),
+                **_label_of(item, pages_by_item), joy=round(best["mean"][joy], 2))  # fmt: skip
         others = {i: 1 - r["mean"][0] for i, r in reactions.items()}
         item = max(sorted(others), key=lambda i: others[i])
         means = reactions[item]["mean"]
         label = EXPRESSIONS[max(range(1, len(EXPRESSIONS)), key=lambda k: means[k])]
         if not any(c["key"] == "smiled_at" and c["params"]["item"] == item for c in found):
-            add("moved_by", "facebook", "advertiser", **_label_of(item, pages_by_item),
-                label=label, strength=round(others[item], 2))  # fmt: skip
+            add("moved_by", "facebook", "advertiser", _evidence(1, reactions[item].get("seconds")),
+                **_label_of(item, pages_by_item), label=label,
+                strength=round(others[item], 2))  # fmt: skip
+    present_s = (visit.get("attention_summary") or {}).get("time_present_s")
     looking = _looking(visit)
     if looking is not None:
-        add("looking", "verizon", "advertiser", share=round(100 * looking))
+        add("looking", "verizon", "advertiser", _evidence(None, present_s),
+            share=round(100 * looking))  # fmt: skip
     look_aways = _look_aways(visit)
     if look_aways:
-        add("look_aways", "amazon_eye", "vendor", count=look_aways)
-    wpm = pace(visit)
-    if wpm is not None:
-        add("pace", "amazon_timer", "vendor", wpm=round(wpm),
-            faster=wpm > ADULT_WPM, average=ADULT_WPM)  # fmt: skip
-    for page in visit.get("pages") or []:
+        add("look_aways", "amazon_eye", "vendor", _evidence(None, present_s), count=look_aways)
+    evidence = pace_evidence(visit)
+    if evidence is not None:
+        add("pace", "amazon_timer", "vendor", _evidence(evidence["pages"], evidence["seconds"]),
+            wpm=evidence["wpm"], low=evidence["low"], high=evidence["high"],
+            verdict=evidence["verdict"], faster=evidence["verdict"] == "faster",
+            average=ADULT_WPM)  # fmt: skip
+    for page in all_pages:
+        one = _evidence(1, max(0.0, page["seconds"] - (page.get("away_s") or 0.0)))
         if page["skim"]:
-            add("skimmed", "amazon_timer", "vendor", item=page["item"], topic=page["topic"])
+            add("skimmed", "amazon_timer", "vendor", one, item=page["item"], topic=page["topic"])
         elif page["dwell"]:
-            add("dwelt", "amazon_timer", "vendor", item=page["item"], topic=page["topic"])
+            add("dwelt", "amazon_timer", "vendor", one, item=page["item"], topic=page["topic"])
         if page["back_turn"] or page["revisit"]:
-            add("went_back", "ebook_systems", "vendor", item=page["item"], topic=page["topic"])
+            add("went_back", "ebook_systems", "vendor", one, item=page["item"],
+                topic=page["topic"])  # fmt: skip
     reading = visit.get("reading")
-    if reading is not None and reading.get("time_left_s") is not None and wpm is not None:
-        add("time_left", "amazon_speed", "vendor", minutes=round(reading["time_left_s"] / 60))
+    if reading is not None and reading.get("time_left_s") is not None and evidence is not None:
+        add("time_left", "amazon_speed", "vendor",
+            _evidence(evidence["pages"], evidence["seconds"]),
+            minutes=round(reading["time_left_s"] / 60))  # fmt: skip
     interests = visit.get("interests") or {}
     if interests:
         topic, share = next(iter(interests.items()))
-        add("interest", "ebook_systems", "advertiser", topic=topic, share=round(100 * share))
+        on_topic = [p for p in all_pages if p["topic"] == topic]
+        add("interest", "ebook_systems", "advertiser",
+            _evidence(len(on_topic), _read_seconds(on_topic)), topic=topic,
+            share=round(100 * share))  # fmt: skip
     return _dedupe(found)
 
 
@@ -155,17 +226,20 @@ def crowd_conclusions(compare: dict[str, Any], k: int) -> list[dict[str, Any]]:
     if compare.get("pace_percentile") is not None:
         found.append(
             {"key": "pace_percentile", "source": "amazon_speed", "audience": "vendor",
-             "params": {"percentile": compare["pace_percentile"], "k": k}}
+             "params": {"percentile": compare["pace_percentile"], "k": k},
+             "evidence": {"pages": None, "seconds": None, "visits": k}}
         )  # fmt: skip
     if compare.get("same_most_emotional"):
         found.append(
             {"key": "same_most_emotional", "source": "facebook", "audience": "advertiser",
-             "params": {"item": compare["most_emotional_item"], "k": k}}
+             "params": {"item": compare["most_emotional_item"], "k": k},
+             "evidence": {"pages": None, "seconds": None, "visits": k}}
         )  # fmt: skip
     if compare.get("skimmed_it_too"):
         found.append(
             {"key": "skimmed_with_crowd", "source": "amazon_timer", "audience": "vendor",
-             "params": {"item": compare["most_skimmed_item"], "k": k}}
+             "params": {"item": compare["most_skimmed_item"], "k": k},
+             "evidence": {"pages": None, "seconds": None, "visits": k}}
         )  # fmt: skip
     return found
 

@@ -122,3 +122,87 @@ def test_the_feed_reports_the_post_in_view_and_danish_shows_danish(
     status = get_json(viewer + "/api/status")
     assert status["watching"]
     assert tap.of_type("page") == [] and tap.of_type("reading") == []
+
+
+# --- the dashboard's reading conclusions, in the browser ----------------------------------------
+
+ADULT_VERDICT = ("Reads faster than the average adult", "Reads slower than the average adult")
+
+
+def conclusions_hold_the_evidence_rules(page) -> list[str]:
+    """Every conclusion in the dashboard's list names the evidence it rests on; returns the
+    sentences."""
+    rows = page.get_by_test_id("conclusions").locator("li")
+    sentences = []
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        sentences.append(row.locator(".sentence").inner_text())
+        assert row.get_by_test_id("evidence").inner_text().startswith("from "), row.inner_text()
+    return sentences
+
+
+def test_quick_page_turns_give_skims_and_no_verdict_on_the_dashboard(
+    viewer, browser, mosquitto, dashboard_on
+):
+    """A new visitor consents and turns three pages within seconds: the dashboard shows three
+    skims, no pace and no "slower/faster than the average adult" (no page was read)."""
+    browser, expect = browser
+    board = dashboard_on(mosquitto.url)
+    book = load_books()[0]
+    reader = browser.new_page(viewport={"width": 1280, "height": 800})
+    consent(reader, expect, viewer)
+    for _ in range(3):
+        time.sleep(1.0)
+        reader.keyboard.press("ArrowRight")
+    expect(reader.get_by_test_id("page-number")).to_have_text(f"4 / {len(book.pages)}")
+
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(board.url + "/")
+    conclusions = page.get_by_test_id("conclusions")
+    expect(conclusions).to_contain_text("Skimmed", timeout=10_000)
+    expect(page.get_by_test_id("pace-chart").locator("rect.bar.skim")).to_have_count(3)
+    chart = page.get_by_test_id("pace-chart").inner_text()
+    assert "skimmed" in chart and not any(len(w) >= 4 and w.isdigit() for w in chart.split())
+    sentences = conclusions_hold_the_evidence_rules(page)
+    assert not any(v in s for s in sentences for v in ADULT_VERDICT), sentences
+    assert not any("wpm" in s for s in sentences), sentences  # no page counted: no pace at all
+    assert errors == []
+
+
+def test_the_pace_verdict_waits_for_two_pages_beyond_the_uncertainty(mosquitto, dashboard_on):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    require(Path("/usr/bin/chromium").exists(), "Chromium is missing (apt-get install chromium)")
+    from benchmarks.dashboard_load import SimulatedAgent
+
+    board = dashboard_on(mosquitto.url)
+    agent = SimulatedAgent(mosquitto.url, "kiosk-pace")
+    agent.heartbeat()
+    agent.start_visit()
+    agent.page("page-1", "travel", 100, 50.0)  # 120 wpm, read
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        page = chromium.new_page(viewport={"width": 1920, "height": 1080})
+        expect = sync_api.expect
+        page.goto(board.url + "/")
+        conclusions = page.get_by_test_id("conclusions")
+        # One page: a pace, but no verdict, and the evidence it rests on.
+        expect(conclusions).to_contain_text("too little evidence yet", timeout=10_000)
+        expect(conclusions).to_contain_text("from 1 page, 50 s")
+        assert not any(v in s for s in conclusions_hold_the_evidence_rules(page)
+                       for v in ADULT_VERDICT)  # fmt: skip
+        # A second slow page: 120 and 115 wpm are beyond the uncertainty of two pages.
+        agent.page("page-2", "money", 100, 52.0)
+        expect(conclusions).to_contain_text("Reads slower than the average adult: 117 wpm",
+                                            timeout=10_000)  # fmt: skip
+        expect(conclusions).to_contain_text("from 2 pages, 102 s")
+        # A skim is drawn as skimmed, never as its 2,000 wpm.
+        agent.page("page-3", "love", 100, 3.0)
+        chart = page.get_by_test_id("pace-chart")
+        expect(chart.locator("rect.bar.skim")).to_have_count(1, timeout=10_000)
+        expect(chart).to_contain_text("skimmed")
+        assert "2000" not in chart.inner_text()
+        conclusions_hold_the_evidence_rules(page)
+        chromium.close()
+    agent.close(clean=False)

@@ -67,21 +67,25 @@ window.OnlookerCharts = (function () {
   }
 
   // Words per minute per page, in reading order; skims and dwells marked; the adult average
-  // drawn as a line.
+  // drawn as a line. A skimmed page has no reading pace: it is drawn as a low marked bar
+  // labelled "skimmed", never as its (absurd) words per minute.
   function pace(container, pages, opts) {
     const W = width(container), H = opts.height || 190, L = 42, R = 8, T = 14, B = 26;
     const root = svg(W, H, opts.label);
-    const values = pages.map(function (p) { return finite(p.wpm) ? p.wpm : 0; });
+    const wpmOf = function (p) { return finite(p.wpm) && !p.skim ? p.wpm : 0; };
+    const values = pages.map(wpmOf);
     const maxV = Math.max(400, opts.average * 1.5, Math.min(1000, Math.max.apply(null, values.concat([0])) * 1.15));
     const y = function (v) { return T + (H - T - B) * (1 - Math.min(v, maxV) / maxV); };
     const n = Math.max(pages.length, 6);
     const slot = (W - L - R) / n;
     pages.forEach(function (p, i) {
-      const v = finite(p.wpm) ? p.wpm : 0;
+      const v = p.skim ? maxV * 0.04 : wpmOf(p);
       const cls = "bar" + (p.skim ? " skim" : p.dwell ? " dwell" : "") + (i === opts.highlight ? " current" : "");
       el("rect", { x: (L + i * slot + slot * 0.15).toFixed(1), y: y(v).toFixed(1), width: (slot * 0.7).toFixed(1), height: Math.max(1, H - B - y(v)).toFixed(1), class: cls }, root);
       text(root, L + i * slot + slot / 2, H - 12, String(i + 1), "axis", "middle");
-      if (finite(p.wpm) && pages.length <= 12) {
+      if (p.skim && pages.length <= 12) {
+        text(root, L + i * slot + slot / 2, y(v) - 6, opts.skimLabel || "skim", "bar-value skim-label", "middle");
+      } else if (finite(p.wpm) && pages.length <= 12) {
         // A bar beyond the scale (a skim at 2,000 wpm) carries its number inside its top.
         const over = v > maxV;
         text(root, L + i * slot + slot / 2, over ? T + 16 : y(v) - 6, String(Math.round(p.wpm)), over ? "bar-value inside" : "bar-value", "middle");

@@ -353,7 +353,7 @@
       note.textContent = t("read.none");
       chart.replaceChildren(note);
     } else {
-      Charts.pace(chart, visit.pages, { label: t("panel.reading"), average: ADULT_WPM, highlight: cut, height: CHART_HEIGHT });
+      Charts.pace(chart, visit.pages, { label: t("panel.reading"), average: ADULT_WPM, highlight: cut, height: CHART_HEIGHT, skimLabel: t("read.skim") });
       const legend = document.createElement("p");
       legend.className = "legend";
       [["average", "read.average"], ["skim", "read.skim"], ["dwell", "read.dwell"]].forEach(function (pair) {
@@ -469,7 +469,8 @@
     if (p.item !== undefined) {
       p.what = whatOf(c.params);
     }
-    let key = c.key === "pace" ? (p.faster ? "c.pace.faster" : "c.pace.slower") : "c." + c.key;
+    // A pace is "faster" or "slower" only when the dashboard's evidence rule says so.
+    let key = c.key === "pace" ? "c.pace." + (p.verdict === "faster" || p.verdict === "slower" ? p.verdict : "unsure") : "c." + c.key;
     if (c.key === "look_aways" && p.count === 1) {
       key = "c.look_aways.one";
     }
@@ -478,6 +479,21 @@
       text = text.charAt(0).toUpperCase() + text.slice(1);
     }
     return text;
+  }
+
+  // How much a conclusion rests on: pages and seconds, or the visits behind a crowd figure.
+  function evidenceText(e) {
+    if (!e) {
+      return "";
+    }
+    if (e.visits) {
+      return t("c.evidence.visits", { visits: e.visits });
+    }
+    const seconds = e.seconds === null || e.seconds === undefined ? null : Math.round(e.seconds);
+    if (e.pages && seconds !== null) {
+      return e.pages === 1 ? t("c.evidence.page", { seconds: seconds }) : t("c.evidence.pages", { pages: e.pages, seconds: seconds });
+    }
+    return seconds !== null ? t("c.evidence.seconds", { seconds: seconds }) : "";
   }
 
   function conclusionItem(c) {
@@ -490,6 +506,14 @@
     source.className = "who";
     source.textContent = t("c.audience." + c.audience) + " · " + (SOURCES[c.source] || c.source);
     row.append(sentence, source);
+    const basis = evidenceText(c.evidence);
+    if (basis) {
+      const evidence = document.createElement("span");
+      evidence.className = "evidence";
+      evidence.dataset.testid = "evidence";
+      evidence.textContent = basis;
+      row.appendChild(evidence);
+    }
     return row;
   }
 
@@ -660,7 +684,7 @@
     }
     const page = visit.pages[cut];
     label.textContent = t("teacher.step", { i: cut + 1, n: visit.pages.length }) + ": " + t("topic." + page.topic) + " · " +
-      (page.wpm === null ? missing : Math.round(page.wpm) + " " + t("read.wpm")) + (page.skim ? " · " + t("read.skim") : page.dwell ? " · " + t("read.dwell") : "");
+      (page.skim ? t("read.skim") : (page.wpm === null ? missing : Math.round(page.wpm) + " " + t("read.wpm")) + (page.dwell ? " · " + t("read.dwell") : ""));
   }
 
   function renderReceipt() {
