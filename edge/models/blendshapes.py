@@ -64,11 +64,23 @@ _AGAINST_SMILE = (
 # of its prototype: nothing here was fitted to any face. The prototypes are those listed in
 # DESIGN.md, which follow the FACS prototypes; where the full prototype has AUs left out, the
 # source says which and why.
+_STILL = (
+    "issue 12: on 814 labelled faces of the tuning half (docs/models.md) this blendshape is "
+    "0.000 on every face (mediapipe issues #4450, #4436)"
+)
+_APART = (
+    "MediaPipe never reports AU1 and AU4 on the same face (browInnerUp and browDown are never "
+    "both above 0.1 on the labelled faces), so AU4 is left out where the prototype pairs them"
+)
+
+# The mapping as data. Within each emotion every prototype action unit that has a blendshape
+# which moves on real faces counts equally (positive weights sum to 1), so an emotion's
+# intensity is the mean activation of its prototype: no weight was fitted to any face. The
+# prototypes are those listed in DESIGN.md, which follow the FACS prototypes; where the full
+# prototype has AUs left out, the source says which and why. AU6 (cheekSquint) and AU9
+# (noseSneer) carry no weight: MediaPipe 1.2 never moves them.
 EMOTION_WEIGHTS: dict[str, tuple[Weight, ...]] = {
-    "joy": (
-        Weight("mouthSmile", 0.5, f"{_GUIDE} 6+12: AU12"),
-        Weight("cheekSquint", 0.5, f"{_GUIDE} 6+12: AU6 (MediaPipe reports little of it)"),
-    ),
+    "joy": (Weight("mouthSmile", 1.0, f"{_GUIDE} 6+12: AU12 (AU6, cheekSquint: {_STILL})"),),
     "surprise": (
         Weight("browInnerUp", 0.25, f"{_GUIDE} 1+2+5B+26: AU1"),
         Weight("browOuterUp", 0.25, f"{_GUIDE} 1+2+5B+26: AU2"),
@@ -87,30 +99,27 @@ EMOTION_WEIGHTS: dict[str, tuple[Weight, ...]] = {
         Weight("mouthSmile", -0.5, _AGAINST_SMILE),
     ),
     "sadness": (
-        Weight("browInnerUp", 1 / 3, f"{_GUIDE} 1+4+15: AU1"),
-        Weight("browDown", 1 / 3, f"{_GUIDE} 1+4+15: AU4"),
-        Weight("mouthFrown", 1 / 3, f"{_GUIDE} 1+4+15: AU15"),
+        Weight("browInnerUp", 0.5, f"{_GUIDE} 1+4+15: AU1 ({_APART})"),
+        Weight("mouthFrown", 0.5, f"{_GUIDE} 1+4+15: AU15"),
         Weight("mouthSmile", -0.5, _AGAINST_SMILE),
     ),
     "fear": (
-        Weight("browInnerUp", 0.25, f"{_GUIDE} 1+2+4+5+7+20+26: AU1"),
-        Weight("browDown", 0.25, f"{_GUIDE} 1+2+4+5+7+20+26: AU4"),
-        Weight("eyeWide", 0.25, f"{_GUIDE} 1+2+4+5+7+20+26: AU5"),
+        Weight("browInnerUp", 1 / 3, f"{_GUIDE} 1+2+4+5+7+20+26: AU1 ({_APART})"),
+        Weight("eyeWide", 1 / 3, f"{_GUIDE} 1+2+4+5+7+20+26: AU5"),
         Weight(
             "mouthStretch",
-            0.25,
+            1 / 3,
             f"{_GUIDE} 1+2+4+5+7+20+26: AU20 (AU2, AU7 and AU26 left out as in DESIGN.md: "
-            "shared with surprise and anger, fear is told apart by AU4 with AU20)",
+            "shared with surprise and anger, fear is told apart by AU20)",
         ),
         Weight("mouthSmile", -0.5, _AGAINST_SMILE),
     ),
     "disgust": (
-        Weight("noseSneer", 0.5, "EMFACS disgust (Friesen & Ekman 1983) 9 / 10: AU9"),
         Weight(
             "mouthUpperUp",
-            0.5,
-            "EMFACS disgust 9 / 10: AU10 (AU9 is nearly invisible to MediaPipe, so disgust "
-            "from blendshapes is weak)",
+            1.0,
+            f"EMFACS disgust (Friesen & Ekman 1983) 9 / 10: AU10 (AU9, noseSneer: {_STILL}; "
+            "disgust from blendshapes is weak)",
         ),
         Weight("mouthSmile", -0.5, _AGAINST_SMILE),
     ),
@@ -119,6 +128,19 @@ EMOTION_WEIGHTS: dict[str, tuple[Weight, ...]] = {
         Weight("mouthDimple:asym", 0.5, f"{_GUIDE} R12A+R14A: one-sided AU14"),
     ),
 }
+
+RESTING: dict[str, float] = {
+    "eyeSquint": 0.34,
+    "eyeBlink": 0.10,
+    "browDown": 0.08,
+    "mouthPress": 0.04,
+    "browOuterUp": 0.04,
+}
+"""A relaxed face's level of the features that are not zero at rest: the median over the 208
+neutral faces of the tuning half (issue 12; docs/models.md), rounded. A face with its lids at
+0.34 squint is at rest, not half-way to anger: only the excess over this level, rescaled to
+0..1, is evidence. It serves a still and the first seconds of a visit; the tracker's own
+resting baseline (edge.expression) then takes out the visitor's personal resting face."""
 
 CALL_AT = 0.2
 """An emotion is called (rather than neutral) once its prototype AUs average about this much.
@@ -166,6 +188,7 @@ class BlendshapeExpressionModel(ExpressionModel):
         if missing:
             raise ValueError(f"features without an action unit: {sorted(missing)}")
         self._features = sorted(features)
+        self._resting = {f: v for f, v in RESTING.items() if f in features}
         self._pairs = _side_pairs(features)
         self._rows = {e: tuple((w.feature, w.weight) for w in t) for e, t in self.weights.items()}
 
@@ -179,6 +202,8 @@ class BlendshapeExpressionModel(ExpressionModel):
                 continue
             left, right = (get(n, 0.0) for n in self._pairs[feature])
             out[feature] = abs(left - right) if feature.endswith(":asym") else (left + right) / 2
+        for feature, rest in self._resting.items():
+            out[feature] = max(0.0, out[feature] - rest) / (1.0 - rest)
         return out
 
     def intensities(self, blendshapes: dict[str, float]) -> dict[str, float]:
