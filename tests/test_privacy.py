@@ -227,6 +227,46 @@ def test_forget_me_purges_the_visit_from_every_endpoint_and_the_broker(
         get_json(f"{dashboard.url}/api/visits/{visit}")
 
 
+def test_after_a_purge_nothing_late_or_queued_about_the_visit_crosses_the_wire(
+    mosquitto, wiretap_factory
+):
+    """Forget-me on the wire: once purged, every later signal of the visit is refused by the
+    publisher, and what of it still waited in the outbox is discarded, not replayed."""
+    from test_agent import SIGNALS
+
+    tap = wiretap_factory(mosquitto.url)
+    publisher = SignalPublisher(mosquitto.url, "kiosk-forget")
+    publisher.start(wait_s=5)
+    visit, other = "f0e1d2c3b4a59687", "0123456789abcdef"
+    try:
+        for v in (visit, other):
+            assert publisher.publish(
+                "visit", visit=v, event="start", consent="viewer", scopes=list(wire.SCOPES)
+            )
+        for kind, fields in SIGNALS.items():
+            assert publisher.publish(kind, visit=visit, **fields)
+        assert tap.wait_for(lambda: len(tap.of_type("reading")) == 1, 5), tap.dump()
+        with publisher._gate:  # hold the sender: what follows is still queued at the purge
+            for kind, fields in SIGNALS.items():
+                assert publisher.publish(kind, visit=visit, **fields)
+            assert publisher.publish("attention", visit=other, **ATTENTION)
+            assert publisher.purge(visit, "forget")
+        assert publisher.stats()["discarded_purged"] == len(SIGNALS)
+        for kind, fields in SIGNALS.items():  # late: after the purge
+            assert not publisher.publish(kind, visit=visit, **fields)
+        assert not publisher.publish(
+            "visit", visit=visit, event="end", consent="viewer", scopes=list(wire.SCOPES)
+        )
+        assert publisher.refused == len(SIGNALS) + 1
+        assert publisher.publish("attention", visit=other, **ATTENTION)  # others go on
+    finally:
+        publisher.stop()
+    assert tap.wait_for(lambda: wire.OFFLINE.encode() in [p for _, p, _ in tap.snapshot()], 5)
+    about = [m["type"] for m in tap.decoded() if m.get("visit") == visit]
+    assert about == ["visit", *SIGNALS, "purge"], about  # each signal once, before the purge
+    assert len([m for m in tap.of_type("attention") if m["visit"] == other]) == 2
+
+
 def test_two_visits_made_from_the_same_video_get_unrelated_pseudonyms(
     mosquitto, wiretap_factory, sample, tmp_path
 ):
