@@ -378,3 +378,103 @@ def test_config_rejects_nonsense():
         AttentionConfig(leave_s=-1.0)
     with pytest.raises(ValueError):
         AttentionConfig(blink_close_ratio=0.9, blink_open_ratio=0.8)
+
+
+# --- the holds, each tested by what it exists for (defaults: enter 0.5 s, leave 2 s, look-away
+# 0.5 s, looking again 0.3 s); each case sits on both sides of its hold, well clear of a frame.
+
+
+def test_the_holds_are_the_documented_defaults():
+    config = AttentionConfig()
+    assert (config.enter_s, config.leave_s) == (0.5, 2.0)
+    assert (config.look_leave_s, config.look_enter_s) == (0.5, 0.3)
+
+
+@pytest.mark.parametrize("flash_s", [0.1, 0.3, 0.4])
+def test_a_face_flash_shorter_than_the_enter_hold_is_no_viewer(build, flash_s):
+    """The enter hold is why a face seen for a moment (a passer-by, a false detection) is not
+    a viewer: no enter, no time present, never `present` in a sample."""
+    tracker = AttentionTracker()
+    frames = [[]] * seconds(1) + [[build.face]] * seconds(flash_s) + [[]] * seconds(3)
+    samples = [tracker.update(i * DT, faces, build.size) for i, faces in enumerate(frames)]
+    assert not any(s.present for s in samples)
+    assert tracker.drain_events() == []
+    assert tracker.summary().time_present_s == 0.0
+
+
+@pytest.mark.parametrize("stay_s", [0.6, 2.0])
+def test_a_face_that_stays_past_the_enter_hold_enters_from_its_first_frame(build, stay_s):
+    tracker = AttentionTracker()
+    frames = [[]] * seconds(1) + [[build.face]] * seconds(stay_s)
+    present = [tracker.update(i * DT, faces, build.size).present for i, faces in enumerate(frames)]
+    confirmed = present.index(True) * DT
+    assert confirmed - 1.0 == pytest.approx(0.5, abs=1.01 * DT)  # confirmed after the hold …
+    (enter,) = tracker.drain_events()
+    assert enter.kind == "enter" and enter.t_s == pytest.approx(1.0)  # … dated to its start
+    assert tracker.summary().time_present_s == pytest.approx(stay_s, abs=1.01 * DT)
+
+
+def test_a_face_gone_for_less_than_the_leave_hold_is_a_look_away_not_a_leave(build):
+    """The leave hold is why a viewer who turns away or ducks for under 2 s stays the viewer."""
+    tracker = AttentionTracker()
+    frames = [[build.face]] * seconds(2) + [[]] * seconds(1.7) + [[build.face]] * seconds(2)
+    events = run(tracker, frames, build.size)
+    assert [e.kind for e in events] == ["enter", "look_away", "look_back"], events
+    assert tracker.summary().time_present_s == pytest.approx(len(frames) * DT - DT, abs=0.05)
+
+
+def test_a_face_gone_past_the_leave_hold_leaves_from_its_first_missing_frame(build):
+    tracker = AttentionTracker()
+    frames = [[build.face]] * seconds(2) + [[]] * seconds(2.4) + [[build.face]] * seconds(1)
+    events = run(tracker, frames, build.size)
+    assert [e.kind for e in events if e.kind in ("enter", "leave")] == ["enter", "leave", "enter"]
+    assert kinds(events, "leave")[0].t_s == pytest.approx(2.0)
+    assert not kinds(events, "look_away")
+
+
+@pytest.mark.parametrize("glance_s", [0.2, 0.4])
+def test_a_glance_off_shorter_than_the_look_away_hold_is_no_look_away(build, glance_s):
+    """The look-away hold is why a glance at the keyboard or a saccade's noise is no look-away."""
+    tracker = AttentionTracker()
+    off = build.gaze(across=0.8)
+    frames = [[build.face]] * seconds(2) + [[off]] * seconds(glance_s) + [[build.face]] * 30
+    events = run(tracker, frames, build.size)
+    assert [e.kind for e in events] == ["enter"], events
+    assert tracker.summary().look_aways == 0 and tracker.summary().looking_share == 1.0
+
+
+def test_gaze_off_past_the_look_away_hold_is_one_look_away_from_its_start(build):
+    tracker = AttentionTracker()
+    off = build.gaze(across=0.8)
+    frames = [[build.face]] * seconds(2) + [[off]] * seconds(0.7) + [[build.face]] * 30
+    events = run(tracker, frames, build.size)
+    assert [e.kind for e in events] == ["enter", "look_away", "look_back"], events
+    assert kinds(events, "look_away")[0].t_s == pytest.approx(2.0)
+    assert kinds(events, "look_back")[0].t_s == pytest.approx(2.7)
+
+
+def test_a_glance_back_shorter_than_the_looking_hold_does_not_end_a_look_away(build):
+    """The looking hold is why eyes that flick back to the screen for a moment during a
+    look-away do not split it into two look-aways."""
+    tracker = AttentionTracker()
+    off = build.gaze(across=0.8)
+    frames = [[build.face]] * seconds(2) + [[off]] * seconds(1) + [[build.face]] * seconds(0.2)
+    frames += [[off]] * seconds(1) + [[build.face]] * seconds(1)
+    events = run(tracker, frames, build.size)
+    assert [e.kind for e in events if e.kind != "interruption"] == [
+        "enter", "look_away", "look_back",
+    ], events  # fmt: skip
+    assert kinds(events, "look_back")[0].t_s == pytest.approx(4.2)
+    assert tracker.summary().look_aways == 1
+
+
+def test_a_look_back_past_the_looking_hold_ends_the_look_away_from_its_start(build):
+    tracker = AttentionTracker()
+    off = build.gaze(across=0.8)
+    frames = [[build.face]] * seconds(2) + [[off]] * seconds(1) + [[build.face]] * seconds(0.4)
+    frames += [[off]] * seconds(1) + [[build.face]] * seconds(1)
+    events = run(tracker, frames, build.size)
+    assert [e.kind for e in events if e.kind != "interruption"] == [
+        "enter", "look_away", "look_back", "look_away", "look_back",
+    ], events  # fmt: skip
+    assert [e.t_s for e in kinds(events, "look_back")] == pytest.approx([3.0, 4.4])
