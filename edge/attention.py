@@ -258,6 +258,13 @@ class ScreenCalibration:
         logger.info("screen calibration fitted from %d samples", len(self._samples))
         return True
 
+    def screen_x(self, gaze_yaw: float) -> float | None:
+        """Horizontal place on the screen (0 left edge, 1 right edge) of a gaze yaw; None
+        before a fit."""
+        if self._map is None:
+            return None
+        return self._map[0] * gaze_yaw + self._map[1]
+
     def region(self, gaze_yaw: float, gaze_pitch: float) -> int | None:
         """The region (0..8, row-major) the gaze falls on, or None when off-screen."""
         if self._map is None:
