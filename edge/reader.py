@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from dataclasses import dataclass
+from typing import Protocol
 
 from broker import wire
 
@@ -19,7 +21,8 @@ from .reading import GazeReadingEstimator, PageTurnPace, fuse
 logger = logging.getLogger(__name__)
 
 DEFAULT_SCREEN_WIDTH_CM = 34.0
-"""Width of the viewer's screen when nobody says otherwise: a 15.6-inch laptop."""
+"""Width of the viewer's screen when nobody says otherwise (`--screen-width-cm`): a 15.6-inch
+laptop. Only used until a calibration gives the mapping directly."""
 DEFAULT_DISTANCE_CM = 60.0
 """Viewing distance to assume until the iris gives one."""
 CENTRE_TIME_CONSTANT_S = 8.0
@@ -41,6 +44,8 @@ class ItemLayout:
     """Words on the pages after this one, to the end of the book (0 for a feed post)."""
     chapter_words_after: int | None = None
     """Words on the pages after this one to the end of its chapter (None: not in a book)."""
+    box_left: float | None = None
+    """Left edge of the text box as a share of the screen's width (None: centred)."""
 
     def __post_init__(self) -> None:
         if not wire.ITEM_ID.match(self.item):
@@ -59,27 +64,106 @@ class ItemLayout:
             raise ValueError("words_per_line must be positive")
         if self.box_fraction is not None and not 0 < self.box_fraction <= 1:
             raise ValueError("box_fraction must be in (0, 1]")
+        if self.box_left is not None and not 0 <= self.box_left < 1:
+            raise ValueError("box_left must be in [0, 1)")
+
+
+MIN_LINE_SAMPLES = 15
+"""A "read this line" calibration needs at least this many gaze samples (half a second)."""
+MIN_LINE_SPAN_DEG = 1.0
+"""... and the gaze must travel at least this far along the line."""
+LINE_EDGE_SHARE = 0.2
+"""The first and last fifth of the samples give the gaze at the line's ends; their medians
+sit about a tenth of the line in from each end."""
+
+
+@dataclass(frozen=True)
+class LineCalibration:
+    """The gaze yaw at the start and the end of a line the visitor read on the viewer page
+    ("read this line"), and where that line sat (shares of the screen's width)."""
+
+    yaw_start: float
+    yaw_end: float
+    left: float
+    right: float
+
+    @classmethod
+    def fit(
+        cls, samples: list[tuple[float, float]], left: float, right: float
+    ) -> LineCalibration | None:
+        """From (t, gaze yaw) samples taken while the line was read once, left to right;
+        None when there were too few or the gaze did not travel along the line."""
+        if not 0 <= left < right <= 1:
+            raise ValueError("need 0 <= left < right <= 1")
+        yaws = [yaw for _, yaw in sorted(samples) if yaw is not None and math.isfinite(yaw)]
+        if len(yaws) < MIN_LINE_SAMPLES:
+            return None
+        k = max(3, int(len(yaws) * LINE_EDGE_SHARE))
+        start = statistics.median(yaws[:k])
+        end = statistics.median(yaws[-k:])
+        if abs(end - start) < MIN_LINE_SPAN_DEG:
+            return None
+        # The medians of the first and last fifth sit a tenth of the line in from its ends.
+        width = right - left
+        return cls(start, end, left + 0.1 * width, right - 0.1 * width)
+
+    def screen_x(self, gaze_yaw: float) -> float:
+        """Horizontal position on the screen (0 left edge, 1 right edge) of a gaze yaw."""
+        return self.left + (gaze_yaw - self.yaw_start) / (self.yaw_end - self.yaw_start) * (
+            self.right - self.left
+        )
+
+
+class ScreenMap(Protocol):
+    """A nine-dot screen calibration (`edge.attention.ScreenCalibration`)."""
+
+    def screen_x(self, gaze_yaw: float) -> float | None: ...
 
 
 class GazeToText:
     """Maps a gaze angle to a position across the text box (0 = left edge, 1 = right edge).
 
-    Without a calibration the straight-ahead direction is learned as a slow average, and the
-    text box's angular width follows from its size on the screen and the viewing distance.
-    The camera sees the viewer mirrored: a look to the viewer's right is a look to the image's
-    left, which is a negative gaze yaw.
+    From the best of what the agent knows, in this order:
+
+    1. a "read this line" calibration on the viewer page (yaw at the line's two ends);
+    2. the nine-dot screen calibration (yaw to screen x), with the box's reported place;
+    3. geometry: the box's share of the screen, the screen's physical width (a setting, 34 cm
+       by default) and the viewing distance from the iris (60 cm until measured); straight
+       ahead is learned as a slow average of the yaw and taken as the box's centre. The camera
+       sees the viewer mirrored: a look to the viewer's right is a negative gaze yaw.
     """
 
     def __init__(self, screen_width_cm: float = DEFAULT_SCREEN_WIDTH_CM):
+        if not 5.0 <= screen_width_cm <= 500.0:
+            raise ValueError("screen_width_cm must be between 5 and 500")
         self.screen_width_cm = screen_width_cm
+        self.line: LineCalibration | None = None
+        self.screen: ScreenMap | None = None
         self.centre: float | None = None
         self._t: float | None = None
 
+    @property
+    def source(self) -> str:
+        """Which of the three mappings is in use: line, screen or geometry."""
+        return "line" if self.line else "screen" if self.screen else "geometry"
+
     def x(
-        self, t: float, gaze_yaw: float | None, distance_cm: float | None, box_fraction: float
+        self,
+        t: float,
+        gaze_yaw: float | None,
+        distance_cm: float | None,
+        box_fraction: float,
+        box_left: float | None = None,
     ) -> float | None:
         if gaze_yaw is None:
             return None
+        left = box_left if box_left is not None else (1.0 - box_fraction) / 2.0
+        if self.line is not None:
+            return (self.line.screen_x(gaze_yaw) - left) / box_fraction
+        if self.screen is not None:
+            screen_x = self.screen.screen_x(gaze_yaw)
+            if screen_x is not None:
+                return (screen_x - left) / box_fraction
         if self.centre is None or self._t is None:
             self.centre = gaze_yaw
         else:
@@ -102,6 +186,14 @@ class ReadingSession:
         self.layout: ItemLayout | None = None
         self.away = False
         self.present = False
+
+    def set_screen_calibration(self, calibration: ScreenMap | None) -> None:
+        """Use the nine-dot calibration (when the visitor did it) to place the gaze on the text."""
+        self.to_text.screen = calibration
+
+    def set_line_calibration(self, calibration: LineCalibration | None) -> None:
+        """Use a "read this line" calibration to place the gaze on the text."""
+        self.to_text.line = calibration
 
     def show(self, layout: ItemLayout | None, t: float) -> dict | None:
         """A new item is on screen (None: nothing); return the `page` fields of the one left."""
@@ -155,7 +247,9 @@ class ReadingSession:
             return
         x = None
         if not away and self.layout.box_fraction is not None:
-            x = self.to_text.x(t, gaze_yaw, distance_cm, self.layout.box_fraction)
+            x = self.to_text.x(
+                t, gaze_yaw, distance_cm, self.layout.box_fraction, self.layout.box_left
+            )
         self.gaze.update(t, x)
 
     def state(self) -> dict:

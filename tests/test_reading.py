@@ -351,3 +351,123 @@ def test_fused_weight_feeds_the_pace():
     # Weighted median of the prior (weight 1) and 250 wpm (weight 0.75): the prior wins.
     assert pace.personal_wpm == 238.0
     assert pace.pages[0].weight == 0.75
+
+
+# --- the text column in gaze units (edge/reader.py) ----------------------------------------------
+
+
+def test_a_read_line_calibration_maps_the_gaze_onto_the_text_box():
+    from edge.reader import GazeToText, LineCalibration
+
+    # A line from 20 % to 80 % of the screen read in 3 s; the camera mirrors: yaw falls.
+    samples = [(k / 30, 6.0 - 12.0 * k / 89) for k in range(90)]
+    line = LineCalibration.fit(samples, 0.2, 0.8)
+    assert line is not None and line.yaw_start > line.yaw_end
+    assert line.screen_x(0.0) == pytest.approx(0.5, abs=0.02)  # the middle of the line
+    to_text = GazeToText()
+    to_text.line = line
+    assert to_text.source == "line"
+
+    # A text box from 30 % to 70 % of the screen: its edges at x = 0 and x = 1.
+    def yaw_at(sx: float) -> float:
+        share = (sx - line.left) / (line.right - line.left)
+        return line.yaw_start + share * (line.yaw_end - line.yaw_start)
+
+    assert to_text.x(0.0, yaw_at(0.3), None, 0.4, 0.3) == pytest.approx(0.0, abs=1e-9)
+    assert to_text.x(0.0, yaw_at(0.7), None, 0.4, 0.3) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_line_calibration_needs_samples_and_a_gaze_that_travels():
+    from edge.reader import LineCalibration
+
+    assert LineCalibration.fit([(k / 30, 1.0) for k in range(10)], 0.2, 0.8) is None
+    assert LineCalibration.fit([(k / 30, 1.0 + 0.001 * k) for k in range(90)], 0.2, 0.8) is None
+    with pytest.raises(ValueError):
+        LineCalibration.fit([], 0.8, 0.2)
+
+
+def test_the_nine_dot_calibration_places_the_gaze_when_there_is_no_line_calibration():
+    from edge.attention import ScreenCalibration
+    from edge.reader import GazeToText
+
+    calibration = ScreenCalibration()
+    for region in range(9):
+        row, col = divmod(region, 3)
+        calibration.add(region, 10.0 - 20.0 * (col + 0.5) / 3, 5.0 * row)  # 20 deg wide screen
+    assert calibration.fit()
+    to_text = GazeToText()
+    to_text.screen = calibration
+    assert to_text.source == "screen"
+    # The screen's middle is the middle of a centred box half the screen wide.
+    assert to_text.x(0.0, 0.0, 60.0, 0.5) == pytest.approx(0.5, abs=1e-6)
+    assert to_text.x(0.0, 5.0, 60.0, 0.5) == pytest.approx(0.0, abs=1e-6)  # 1/4 of the screen
+
+
+def test_geometry_uses_the_screen_width_setting_and_the_distance():
+    from edge.reader import GazeToText
+
+    wide, narrow = GazeToText(screen_width_cm=60.0), GazeToText(screen_width_cm=30.0)
+    for to_text in (wide, narrow):
+        to_text.x(0.0, 0.0, 60.0, 0.5)  # straight ahead is learned first
+    # The same 5 degrees is a smaller share of a wider box.
+    assert abs(wide.x(0.1, -5.0, 60.0, 0.5) - 0.5) < abs(narrow.x(0.1, -5.0, 60.0, 0.5) - 0.5)
+    assert GazeToText().source == "geometry"
+    with pytest.raises(ValueError):
+        GazeToText(screen_width_cm=0.0)
+
+
+# --- the dashboard's reading conclusions (dashboard/profile.py) ----------------------------------
+
+
+def _page(item: str, wpm: float, seconds: float = 60.0, **flags) -> dict:
+    base = dict(item=item, topic="travel", words=round(wpm * seconds / 60), seconds=seconds,
+                away_s=0.0, wpm=wpm, skim=False, dwell=False, revisit=False, back_turn=False,
+                lines_read=None, weight=1.0)  # fmt: skip
+    return {**base, **flags}
+
+
+def test_no_pace_and_no_verdict_before_a_page_is_read():
+    from dashboard import profile
+
+    skims = [
+        _page(f"p{i}", 99_999, 1.0, skim=True, topic=t)
+        for i, t in enumerate(("love", "money", "food"))
+    ]
+    visit = {"pages": skims, "reading": {"personal_wpm": 238.0, "time_left_s": 600}}
+    keys = [c["key"] for c in profile.conclusions(visit)]
+    assert profile.pace(visit) is None and "pace" not in keys and "time_left" not in keys
+    assert keys.count("skimmed") == 3
+
+
+def test_a_verdict_needs_two_pages_and_a_difference_beyond_its_uncertainty():
+    from dashboard import profile
+
+    def verdict(*paces):
+        visit = {"pages": [_page(f"p{i}", w) for i, w in enumerate(paces)]}
+        found = next(c for c in profile.conclusions(visit) if c["key"] == "pace")
+        return found["params"]["verdict"], found["evidence"]
+
+    assert verdict(120.0) == ("unsure", {"pages": 1, "seconds": 60.0})  # one page: never
+    assert verdict(120.0, 115.0)[0] == "slower"
+    assert verdict(400.0, 420.0)[0] == "faster"
+    assert verdict(250.0, 230.0)[0] == "unsure"  # within the uncertainty of the average
+    assert verdict(120.0, 480.0)[0] == "unsure"  # two pages that disagree
+
+
+def test_every_conclusion_carries_its_evidence():
+    from dashboard import profile
+
+    visit = {
+        "pages": [_page("p1", 200.0), _page("p2", 2000.0, 3.0, skim=True)],
+        "reading": {"personal_wpm": 220.0, "time_left_s": 300},
+        "attention_summary": {"looking_share": 0.8, "time_present_s": 42.0, "look_aways": 2},
+        "timeline": [[0.0, "joy", 0.5], [10.0, "neutral", 0.0]],
+        "interests": {"travel": 1.0},
+    }
+    found = profile.conclusions(visit)
+    assert {"pace", "skimmed", "looking", "time_left", "interest", "mostly"} <= {
+        c["key"] for c in found
+    }
+    for c in found:
+        assert set(c["evidence"]) >= {"pages", "seconds"}, c
+        assert c["evidence"]["pages"] or c["evidence"]["seconds"], c
