@@ -19,7 +19,7 @@ from .attention import AttentionSample, AttentionSummary, AttentionTracker, Scre
 from .expression import ExpressionModel, ExpressionTracker
 from .face import FaceAnalyzer, FaceObservation
 from .publisher import SignalPublisher
-from .reader import ItemLayout, ReadingSession
+from .reader import DEFAULT_SCREEN_WIDTH_CM, ItemLayout, LineCalibration, ReadingSession
 from .signals import main_face
 from .sources import Frame, FrameSource
 
@@ -43,6 +43,10 @@ PROFILES = {
 }
 MAX_INFER_EVERY = 6
 """When the model falls behind the camera, it runs on at most every 6th frame."""
+
+
+MAX_LINE_SAMPLES = 1800
+"""A "read this line" calibration keeps at most a minute of gaze at 30 Hz."""
 
 
 @dataclass
@@ -84,6 +88,10 @@ class AgentConfig:
         metadata={"help": "how long a finished visit is kept (0 = deleted when it ends)"},
     )
     duration_s: float | None = field(default=None, metadata={"help": "stop after this long"})
+    screen_width_cm: float = field(
+        default=DEFAULT_SCREEN_WIDTH_CM,
+        metadata={"help": "physical width of the viewer's screen, for the text box's size in gaze"},
+    )
 
     def __post_init__(self) -> None:
         wire.check_agent_id(self.agent_id)
@@ -102,6 +110,8 @@ class AgentConfig:
             raise ValueError("max_visit_s must be > 0 and retention_s ≥ 0")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, not {self.profile!r}")
+        if not 5.0 <= self.screen_width_cm <= 500.0:
+            raise ValueError("screen_width_cm must be between 5 and 500")
         from .models import check_model_name
 
         check_model_name(self.expression_model)
@@ -159,11 +169,12 @@ class Agent:
         self.infer_every = self.profile.infer_every  # raised while the model falls behind
         self.expression = ExpressionTracker(publish_hz=self.max_rate_hz)
         self.attention = AttentionTracker()
-        self.reading = ReadingSession()
+        self.reading = ReadingSession(self.config.screen_width_cm)
         self._item: str | None = None  # the page or post on the viewer's screen
         self._layout: ItemLayout | None = None
         self._gaze_calibration: ScreenCalibration | None = None  # being collected
         self._gaze_target: int | None = None  # the dot the viewer is asked to look at
+        self._line_samples: list[tuple[float, float]] | None = None  # "read this line"
         self._t_s = 0.0  # stream time of the latest frame
         self.publisher = publisher or SignalPublisher(
             config.broker_url, config.agent_id, config.topic_prefix
@@ -381,6 +392,12 @@ class Agent:
                     self._gaze_calibration.add(
                         self._gaze_target, sample.gaze_yaw, sample.gaze_pitch or 0.0
                     )
+                if (
+                    self._line_samples is not None
+                    and sample.gaze_yaw is not None
+                    and len(self._line_samples) < MAX_LINE_SAMPLES
+                ):
+                    self._line_samples.append((t_s, sample.gaze_yaw))
                 if "attention" in visit.scopes:
                     self._attention_locked(visit, sample, now)
                 if "reading" in visit.scopes:
@@ -512,8 +529,32 @@ class Agent:
                 fitted = calibration.fit()
                 if fitted:
                     self.attention.set_calibration(calibration)
+                    self.reading.set_screen_calibration(calibration)
                 return {"calibrated": fitted}
             raise ValueError("phase must be start, point or end")
+
+    def calibrate_reading(
+        self, phase: str, left: float | None = None, right: float | None = None
+    ) -> dict:
+        """ "Read this line": start collecting the gaze, or end with the line's left and right
+        edges (shares of the screen's width) and fit the gaze-to-text mapping from it."""
+        with self._lock:
+            if self.visit is None or "reading" not in self.visit.scopes:
+                raise ValueError("the line calibration needs a running visit with reading consent")
+            if phase == "start":
+                self._line_samples = []
+                return {"calibrating": "line"}
+            if phase != "end":
+                raise ValueError("phase must be start or end")
+            if self._line_samples is None:
+                raise ValueError("start the line calibration first")
+            if left is None or right is None:
+                raise ValueError("end needs the line's left and right (shares of the width)")
+            samples, self._line_samples = self._line_samples, None
+            fitted = LineCalibration.fit(samples, float(left), float(right))
+            if fitted is not None:
+                self.reading.set_line_calibration(fitted)
+            return {"calibrated": fitted is not None}
 
     def _start_visit_locked(self, t_ms: int) -> Visit:
         if self.last_visit is not None:
@@ -524,7 +565,7 @@ class Agent:
         self.visits_started += 1
         self.expression.reset()
         self.attention.reset()
-        self.reading = ReadingSession()
+        self.reading = ReadingSession(self.config.screen_width_cm)
         if self._item is not None:
             self._t_s = t_ms / 1000.0
             self._switch_item_locked(self.visit, self._item)
@@ -552,7 +593,8 @@ class Agent:
         self.attention.reset()
         self.attention.set_calibration(None)  # calibrations belong to the visit
         self._gaze_calibration = self._gaze_target = None
-        self.reading = ReadingSession()
+        self._line_samples = None
+        self.reading = ReadingSession(self.config.screen_width_cm)
         logger.info("visit %s ended (%s)", visit.id, reason)
         self.publisher.publish(
             "visit", visit=visit.id, event="end", consent=visit.consent, scopes=list(visit.scopes)

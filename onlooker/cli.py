@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a visit ends after this long, whatever happens (default 900)",
     )  # fmt: skip
     agent.add_argument(
+        "--screen-width-cm", type=float, default=34.0, metavar="CM",
+        help="physical width of the viewer's screen (default 34, a 15.6-inch laptop); a "
+        "calibration on the viewer page replaces it",
+    )  # fmt: skip
+    agent.add_argument(
         "--consent",
         choices=("viewer", "recorded-source"),
         help="viewer: the person agrees on the viewer page (default for a webcam); "
@@ -274,6 +279,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             max_visit_s=args.max_visit,
             expression_model=args.model,
             profile=args.profile,
+            screen_width_cm=args.screen_width_cm,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
