@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -206,3 +207,28 @@ def test_the_pace_verdict_waits_for_two_pages_beyond_the_uncertainty(mosquitto, 
         conclusions_hold_the_evidence_rules(page)
         chromium.close()
     agent.close(clean=False)
+
+
+def test_the_read_this_line_step_runs_and_says_what_it_learned(viewer, browser):
+    browser, expect = browser
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    # Out of order, the step is refused with a reason.
+    refused = page.request.post(viewer + "/api/calibration", data={"kind": "line", "phase": "end"})
+    assert refused.status == 409
+    consent(page, expect, viewer)
+    button = page.get_by_test_id("teach-line")
+    expect(button).to_be_visible()
+    button.click()
+    line = page.get_by_test_id("calibration-line")
+    expect(line).to_be_visible()
+    expect(line).to_contain_text("first word")
+    box = line.bounding_box()
+    assert box["width"] > 300 and box["x"] > 0 and box["x"] + box["width"] < 1280
+    expect(page.get_by_test_id("calibration")).to_be_hidden(timeout=15_000)
+    # A looping video may or may not move its eyes along the line: either answer is honest.
+    expect(page.get_by_test_id("teach-result")).to_contain_text(
+        re.compile("line of text|could not learn")
+    )
+    assert errors == []

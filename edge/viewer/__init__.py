@@ -85,13 +85,21 @@ def create_viewer_app(agent: Agent) -> Flask:
 
     @app.post("/api/calibration")
     def calibration():
-        """Calibration steps: {"kind": "expression", "emotion": "joy", "phase": "start"|"end"}
-        or {"kind": "gaze", "phase": "start"|"point"|"end", "region": 0..8 | null}."""
+        """Calibration steps: {"kind": "expression", "emotion": "joy", "phase": "start"|"end"},
+        {"kind": "gaze", "phase": "start"|"point"|"end", "region": 0..8 | null}, or "read this
+        line": {"kind": "line", "phase": "start"} then {"kind": "line", "phase": "end", "left":
+        0.2, "right": 0.8} (the line's edges as shares of the screen's width)."""
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or body.get("kind") not in ("expression", "gaze"):
-            return jsonify(error='send {"kind": "expression" | "gaze", "phase": ...}'), 400
+        if not isinstance(body, dict) or body.get("kind") not in ("expression", "gaze", "line"):
+            return jsonify(error='send {"kind": "expression" | "gaze" | "line", "phase": ...}'), 400
         try:
-            if body["kind"] == "expression":
+            if body["kind"] == "line":
+                edges = [body.get("left"), body.get("right")]
+                if any(e is not None and (isinstance(e, bool) or not isinstance(e, int | float))
+                       for e in edges):  # fmt: skip
+                    raise ValueError("left and right must be numbers")
+                result = agent.calibrate_reading(body.get("phase"), *edges)
+            elif body["kind"] == "expression":
                 result = agent.calibrate_expression(str(body.get("emotion")), body.get("phase"))
             else:
                 region = body.get("region")
@@ -156,7 +164,7 @@ def _content(lang: str) -> dict:
 
 LAYOUT_FIELDS = (
     "topic", "words", "lines", "words_per_line", "box_fraction", "words_after",
-    "chapter_words_after",
+    "chapter_words_after", "box_left",
 )  # fmt: skip
 
 
@@ -182,6 +190,7 @@ def _layout(body: dict) -> ItemLayout | None:
         lines=int(body["lines"]) if body.get("lines") else None,
         words_per_line=body.get("words_per_line"),
         box_fraction=body.get("box_fraction"),
+        box_left=body.get("box_left"),
         words_after=int(body.get("words_after") or 0),
         chapter_words_after=(
             int(body["chapter_words_after"])

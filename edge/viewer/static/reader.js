@@ -108,6 +108,7 @@ window.OnlookerReader = (function () {
       lines: lines,
       words_per_line: Math.max(0.1, item.words / lines),
       box_fraction: Math.min(1, Math.max(0.05, box.width / window.innerWidth)),
+      box_left: Math.min(0.95, Math.max(0, box.left / window.innerWidth)),
       words_after: wordsAfter,
       chapter_words_after: chapterWordsAfter === undefined ? null : chapterWordsAfter,
     };

@@ -28,6 +28,10 @@
       teach: "Teach the screen (optional):",
       teach_face: "Your expressions",
       teach_gaze: "Where you look",
+      teach_line: "How you read a line",
+      read_line: "Read this line once, at your usual pace:",
+      calibration_line: "The screen follows your eyes from the first word of this line to the very last one.",
+      taught_line: "Thank you: the screen now knows where your eyes are on a line of text — for this visit only.",
       show: {joy: "Show a happy face", surprise: "Show surprise", sadness: "Show a sad face", anger: "Show an angry face"},
       look: "Look at the dot",
       taught_face: "Thank you: the screen now knows how you show your feelings — for this visit only.",
@@ -75,6 +79,10 @@
       teach: "Lær skærmen (valgfrit):",
       teach_face: "Dine ansigtsudtryk",
       teach_gaze: "Hvor du kigger",
+      teach_line: "Hvordan du læser en linje",
+      read_line: "Læs denne linje én gang, i dit sædvanlige tempo:",
+      calibration_line: "Skærmen følger dine øjne fra det første ord på denne linje til det allersidste.",
+      taught_line: "Tak: skærmen ved nu, hvor på en tekstlinje dine øjne er — kun i dette besøg.",
       show: {joy: "Vis et glad ansigt", surprise: "Vis overraskelse", sadness: "Vis et trist ansigt", anger: "Vis et vredt ansigt"},
       look: "Kig på prikken",
       taught_face: "Tak: skærmen ved nu, hvordan du viser dine følelser — kun i dette besøg.",
@@ -143,6 +151,7 @@
     $("teach-face").hidden = !status.watching || !status.scopes.includes("expression");
     $("teach-gaze").hidden = !status.watching ||
       !(status.scopes.includes("attention") || status.scopes.includes("reading"));
+    $("teach-line").hidden = !status.watching || !status.scopes.includes("reading");
     if (summary) showSummary(learned);
   }
 
@@ -246,7 +255,38 @@
     $("teach-result").textContent = result.calibrated ? t("taught_gaze") : t("not_taught");
   }
 
+  // "Read this line": the gaze at the two ends of a line of known place and width tells the
+  // agent how wide a line of text is for these eyes, without guessing the screen's size.
+  async function teachLine() {
+    const overlay = $("calibration");
+    const line = $("calibration-line");
+    overlay.hidden = false;
+    line.hidden = false;
+    $("calibration-prompt").textContent = t("read_line");
+    line.textContent = t("calibration_line");
+    let result = {calibrated: false};
+    try {
+      await sleep(1500); // time to find the line's start
+      const started = await calibrate({kind: "line", phase: "start"});
+      if (!started.error) {
+        const words = t("calibration_line").split(/\s+/).length;
+        await sleep(Math.max(3000, words * 60000 / 240)); // one line at about 240 wpm
+        const box = line.getBoundingClientRect();
+        result = await calibrate({
+          kind: "line", phase: "end",
+          left: Math.max(0, box.left / window.innerWidth),
+          right: Math.min(1, box.right / window.innerWidth),
+        });
+      }
+    } finally {
+      overlay.hidden = true;
+      line.hidden = true;
+    }
+    $("teach-result").textContent = result.calibrated ? t("taught_line") : t("not_taught");
+  }
+
   $("teach-face").addEventListener("click", teachFace);
+  $("teach-line").addEventListener("click", teachLine);
   $("teach-gaze").addEventListener("click", teachGaze);
 
   for (const box of boxes) {
