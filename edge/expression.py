@@ -138,6 +138,9 @@ class ExpressionModel(ABC):
     ) -> EmotionEstimate | None:
         """Estimate the expression of one face; None when the backend finds no face to read."""
 
+    def forget(self) -> None:
+        """Drop anything carried over from earlier frames: a new visit, or unrelated stills."""
+
     def close(self) -> None:
         """Free the model."""
 

@@ -75,8 +75,29 @@ def class_of(folder_name: str) -> str | None:
     return SYNONYMS.get(folder_name.strip().lower())
 
 
-def labelled_images(dirs: Iterable[str | os.PathLike[str]]) -> list[LabelledImage]:
-    """Every image under DIR/<label>/ for each DIR, sorted; EvalError if there is none."""
+BASIC = CLASSES[:7]
+"""Ekman's seven basic expressions (without contempt): `--classes basic`."""
+
+
+def parse_classes(text: str | None) -> tuple[str, ...] | None:
+    """`--classes`: "basic" or a comma list of class names or synonyms (None: every class)."""
+    if not text:
+        return None
+    if text.strip().lower() == "basic":
+        return BASIC
+    out = []
+    for word in text.split(","):
+        label = class_of(word)
+        if label is None:
+            raise EvalError(f"unknown class {word!r}; known: {', '.join(CLASSES)} or 'basic'")
+        out.append(label)
+    return tuple(out)
+
+
+def labelled_images(
+    dirs: Iterable[str | os.PathLike[str]], classes: Sequence[str] | None = None
+) -> list[LabelledImage]:
+    """Every image under DIR/<label>/ for each DIR (only `classes` if given), sorted."""
     images: list[LabelledImage] = []
     for d in dirs:
         root = Path(d)
@@ -87,6 +108,8 @@ def labelled_images(dirs: Iterable[str | os.PathLike[str]]) -> list[LabelledImag
             label = class_of(sub.name)
             if label is None:
                 logger.warning("folder %s is no known class and is skipped", sub)
+                continue
+            if classes is not None and label not in classes:
                 continue
             for path in sorted(sub.iterdir()):
                 if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
@@ -179,6 +202,9 @@ def score_backend(name: str, model, observed: Sequence[Observed]) -> BackendScor
         if obs.face is None:
             result.no_face += 1
             continue
+        forget = getattr(model, "forget", None)
+        if forget is not None:
+            forget()  # each still is a face of its own: nothing carries over from the last
         t0 = time.perf_counter()
         estimate = model.estimate(obs.image, obs.face)
         result.ms.append((time.perf_counter() - t0) * 1000.0)
@@ -192,11 +218,12 @@ def evaluate(
     models: Sequence[str],
     analyzer: FaceAnalyzer,
     progress: Callable[[str], None] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, object]:
     """Every named backend on the same stills; the report `--json` writes."""
     from .models import create_expression_model
 
-    images = labelled_images(dirs)
+    images = labelled_images(dirs, classes)
     observed = observe(images, analyzer, progress)
     truth = [o.item.label for o in observed]
     report: dict[str, object] = {

@@ -189,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a backend to score; repeat for several (default: every available one)",
     )
+    expr.add_argument(
+        "--classes",
+        metavar="LIST",
+        help="only these classes: a comma list, or 'basic' for the seven without contempt",
+    )
     expr.add_argument("--json", metavar="FILE", help="also write the figures as JSON here")
     return parser
 
@@ -448,12 +453,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             names = [check_model_name(n) for n in args.model]
         else:
             names = [m.name for m in available_models("expression") if m.available]
-        images = expression_eval.labelled_images(args.dirs)
+        classes = expression_eval.parse_classes(args.classes)
+        images = expression_eval.labelled_images(args.dirs, classes)
         print(f"scoring {', '.join(names)} on {len(images)} stills", file=sys.stderr)
         analyzer = MediaPipeFaceLandmarker(assets.asset_path(assets.MODEL))
         try:
             report = expression_eval.evaluate(
-                args.dirs, names, analyzer, progress=expression_eval.progress_to_stderr
+                args.dirs,
+                names,
+                analyzer,
+                progress=expression_eval.progress_to_stderr,
+                classes=classes,
             )
         finally:
             analyzer.close()

@@ -102,3 +102,13 @@ def test_an_unreadable_image_counts_as_no_face(tmp_path, model_path):
         analyzer.close()
     assert report["models"]["blendshapes"]["no_face"] == 1
     assert report["models"]["blendshapes"]["n_faces"] == 0
+
+
+def test_classes_narrow_what_is_scored(posed_dir, tmp_path):
+    out = tmp_path / "two.json"
+    argv = ["eval", "expression", str(posed_dir), "--model", "blendshapes", "--json", str(out)]
+    assert main([*argv, "--classes", "happy,anger"]) == 0
+    report = json.loads(out.read_text())
+    assert report["classes"] == {"happy": 2, "angry": 1}
+    assert report["models"]["blendshapes"]["balanced_accuracy"] == pytest.approx(1.0)
+    assert main([*argv, "--classes", "happy,bored"]) == 2
