@@ -606,6 +606,8 @@ class ActivityWindow:
     """Share of the window's time in the reading state."""
     score: float
     """Mean continuous reading score over the window."""
+    sweeps: int = 0
+    """Line-ending return sweeps counted in the window."""
 
     @property
     def fires(self) -> bool:
@@ -618,18 +620,22 @@ def state_windows(
     x_norm: np.ndarray,
     config: GazeReadingConfig | None = None,
     window_s: float = WINDOW_S,
-) -> list[tuple[float, float]]:
-    """Run one estimator over a whole recording; per window, (reading share, mean score)."""
+) -> list[tuple[float, float, int]]:
+    """Run one estimator over a whole recording; per window, (reading share, mean score,
+    line-ending return sweeps)."""
     estimator = GazeReadingEstimator(config=config)
-    out: list[tuple[float, float]] = []
+    out: list[tuple[float, float, int]] = []
     t0 = float(t_s[0])
     edge = t0 + window_s
     reading = score = total = 0.0
+    sweeps_before = 0
     previous = t0
     for t, x in zip(t_s.tolist(), x_norm.tolist(), strict=True):
         while t >= edge:
             if total > 0:
-                out.append((reading / total, score / total))
+                out.append((reading / total, score / total,
+                            estimator.return_sweeps - sweeps_before))  # fmt: skip
+            sweeps_before = estimator.return_sweeps
             reading = score = total = 0.0
             edge += window_s
         state = estimator.update(t, None if x != x else x)
@@ -648,8 +654,8 @@ def eval_desktop(
     lo, hi = desktop_box(recordings)
     out = []
     for r in recordings:
-        for share, score in state_windows(r.t_s, (r.x_px - lo) / (hi - lo), config):
-            out.append(ActivityWindow(r.participant, r.activity, r.tune, share, score))
+        for share, score, sweeps in state_windows(r.t_s, (r.x_px - lo) / (hi - lo), config):
+            out.append(ActivityWindow(r.participant, r.activity, r.tune, share, score, sweeps))
     return out
 
 
@@ -667,6 +673,8 @@ class StateFigures:
     """AUC of the mean reading score, reading against everything else."""
     per_activity: dict[str, float]
     """Share of windows called reading, per activity."""
+    sweeps_read: float = math.nan
+    """Median line-ending return sweeps per reading window."""
 
 
 def state_figures(windows: Sequence[ActivityWindow]) -> StateFigures:
@@ -685,6 +693,7 @@ def state_figures(windows: Sequence[ActivityWindow]) -> StateFigures:
         false_positive=sum(w.fires for w in other) / len(other) if other else math.nan,
         auc=auc([w.score for w in read], [w.score for w in other]) if read and other else math.nan,
         per_activity=per,
+        sweeps_read=median(w.sweeps for w in read),
     )
 
 
@@ -752,7 +761,7 @@ def eval_synthetic(config: GazeReadingConfig | None = None, tune: bool = False,
             for run in range(runs):
                 rng = np.random.default_rng([SEED, int(tune), SYNTHETIC_KINDS.index(kind), k, run])
                 t, x = synthetic_trace(kind, rng, noise)
-                for share, _ in state_windows(t, x, config):
+                for share, _, _ in state_windows(t, x, config):
                     reading += share
                     total += 1
             out[(kind, noise)] = reading / total
@@ -775,8 +784,9 @@ SAMPLE_VIDEOS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mo
                  "noface_face.mov", "no_face.mp4")  # fmt: skip
 
 
-def eval_videos() -> list[tuple[str, float, float]] | None:
-    """(video, seconds, seconds in the reading state) for each sample video, run through the
+def eval_videos() -> list[tuple[str, float, float, float]] | None:
+    """(video, seconds, seconds in the reading state, seconds with gaze on the page) for each
+    sample video, run through the
     agent's own stages (face landmarker, attention tracker, reading session) with a book page
     on screen; None when the videos or the model are not fetched."""
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -816,19 +826,21 @@ def eval_videos() -> list[tuple[str, float, float]] | None:
         finally:
             analyzer.close()
             source.close()
-        out.append((name, previous or 0.0, reading_s))
+        out.append((name, previous or 0.0, reading_s, session.gaze.observed_s))
     return out
 
 
-def report_videos(videos: Sequence[tuple[str, float, float]], out: Callable[[str], None] = print):
+def report_videos(
+    videos: Sequence[tuple[str, float, float, float]], out: Callable[[str], None] = print
+) -> None:
     """Print the time in the reading state on each sample video."""
     out("## reading state on the sample videos (people talking to the camera, never reading)")
     out("How: every frame through the face landmarker, the attention tracker and the agent's "
         "reading session, with a 12-line book page on screen (half the screen wide).")  # fmt: skip
-    out("| video | seconds | seconds in the reading state |")
-    out("| --- | --- | --- |")
-    for name, seconds, reading in videos:
-        out(f"| {name} | {seconds:.1f} | {reading:.1f} |")
+    out("| video | seconds | seconds with gaze | seconds in the reading state |")
+    out("| --- | --- | --- | --- |")
+    for name, seconds, reading, gaze in videos:
+        out(f"| {name} | {seconds:.1f} | {gaze:.1f} | {reading:.1f} |")
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -974,13 +986,13 @@ def report_desktop(by_split: dict[str, StateFigures], out: Callable[[str], None]
         "reading score, reading against the rest."
     )
     names = [a for a in DESKTOP_ACTIVITIES if a != "READ"]
-    out("| split | windows read / other | recall | false positives | score AUC | "
-        + " | ".join(a.lower() for a in names) + " |")  # fmt: skip
-    out("| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
+    out("| split | windows read / other | recall | false positives | score AUC | sweeps per "
+        "reading window | " + " | ".join(a.lower() for a in names) + " |")  # fmt: skip
+    out("| --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
     for split, f in by_split.items():
         out(
             f"| {split} | {f.windows_read} / {f.windows_other} | {f.recall:.0%} "
-            f"| {f.false_positive:.0%} | {f.auc:.2f} | "
+            f"| {f.false_positive:.0%} | {f.auc:.2f} | {f.sweeps_read:.0f} | "
             + " | ".join(f"{f.per_activity.get(a, math.nan):.0%}" for a in names)
             + " |"
         )
@@ -1016,6 +1028,8 @@ class Headline:
     """Median relative line error, normal reading, validation error < 60 px, held-out."""
     webcam_line_error_well_calibrated_all: float
     """The same over both halves."""
+    webcam_line_error_uncapped: float
+    """The held-out figure with every line-ending sweep counted (no cap at the page's lines)."""
     skim_auc: float
     """AUC of the skim score for information seeking against normal reading, held-out."""
     still_max: float | None = None
@@ -1061,6 +1075,9 @@ def headline(
             r.relative_line_error for r in well if not r.trial.tune
         ),
         webcam_line_error_well_calibrated_all=median(r.relative_line_error for r in well),
+        webcam_line_error_uncapped=median(
+            r.uncapped_relative_line_error for r in well if not r.trial.tune
+        ),
         skim_auc=skim_aucs(held)[SKIM_SCORE],
         still_max=still,
         desktop=desktop,
@@ -1080,6 +1097,9 @@ def target_rows(h: Headline) -> list[tuple[str, str, str, bool]]:
         ("the same, both halves", "<= 20% of the page's lines",
          f"{100 * h.webcam_line_error_well_calibrated_all:.0f}%",
          h.webcam_line_error_well_calibrated_all <= 0.2),
+        ("the same held-out, every sweep counted (no cap at the page's lines)",
+         "<= 20% of the page's lines", f"{100 * h.webcam_line_error_uncapped:.0f}%",
+         h.webcam_line_error_uncapped <= 0.2),
         ("skim AUC, skim score, information seeking vs normal reading (held-out)", ">= 0.8",
          f"{h.skim_auc:.2f}", h.skim_auc >= 0.8),
     ]  # fmt: skip

@@ -150,5 +150,6 @@ def test_the_sample_videos_of_people_talking_never_read():
     videos = ev.eval_videos()
     if videos is None:
         pytest.skip("sample videos or face model not fetched (onlooker models fetch)")
-    assert sum(seconds for _, seconds, _ in videos) > 10.0
-    assert all(reading == 0.0 for _, _, reading in videos), videos
+    assert sum(seconds for _, seconds, _, _ in videos) > 10.0
+    assert sum(gaze for _, _, _, gaze in videos) > 5.0  # the eyes were seen and fed
+    assert all(reading == 0.0 for _, _, reading, _ in videos), videos
