@@ -99,6 +99,9 @@ class ScriptedAnalyzer(FaceAnalyzer):
 
 
 def run_agent(url, source, analyzer, **config) -> Agent:
+    # The scripted face has blendshapes but no real pixels: the blendshape backend reads it,
+    # the default fusion backend (which also looks at the pixels) is tested on real faces.
+    config.setdefault("expression_model", "blendshapes")
     agent = Agent(AgentConfig(broker_url=url, heartbeat_s=0.2, **config), source, analyzer)
     thread = threading.Thread(target=agent.run)
     thread.start()
@@ -332,6 +335,26 @@ def test_consent_to_expression_only_publishes_no_attention(mosquitto, wiretap_fa
     assert tap.of_type("visit")[0]["scopes"] == ["expression"]
     assert tap.of_type("expression")
     assert tap.of_type("attention") == []
+
+
+def test_past_the_retention_period_the_device_forgets_what_it_published(mosquitto):
+    """Retention on the device: the viewer's receipt ("what left the device") is kept for
+    `retention_s` after the visit, then the record of what was published is dropped."""
+    agent, thread = run_agent(
+        mosquitto.url, ScriptedSource(80), ScriptedAnalyzer(lambda i: i < 20),
+        consent="recorded-source", leave_after_s=0.1, retention_s=1.5,
+    )  # fmt: skip
+    thread.join(30)
+    assert agent.visits_started == 1 and agent.visit is None
+    receipt = agent.learned()
+    assert receipt is not None and not receipt["active"] and not receipt["forgotten"]
+    assert receipt["messages"]["visit"] == 2 and receipt["messages"].get("attention")
+    assert 0 < receipt["kept_for_s"] <= 2
+    visit = receipt["visit"]
+    assert visit in agent.publisher.ledgers
+    assert wait(lambda: agent.learned() is None, 3)
+    assert visit not in agent.publisher.ledgers
+    assert agent.forget() is False  # nothing left to forget on the device
 
 
 def test_agent_config_refuses_nonsense():
