@@ -7,12 +7,13 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: demo test install models lint clean help
+.PHONY: demo test install models lint clean help mutate
 
 help:
 	@echo "make demo   install into $(VENV) if needed, fetch the model, run 'onlooker demo' (ARGS=...)"
 	@echo "make test   install with test extras, fetch model and media, run every test (PYTEST_ARGS=...)"
 	@echo "make lint   ruff check and format check"
+	@echo "make mutate mutation run over the privacy path (cosmic-ray, ~40 min; ARGS=--only MODULE)"
 	@echo "make clean  remove $(VENV) and caches (the model cache in ~/.cache/onlooker stays)"
 
 $(BIN)/python:
@@ -45,6 +46,11 @@ demo: models
 test: $(VENV)/.installed-test models
 	@echo ">> running the test suite"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Not part of `make test` (tens of minutes): see docs/testing.md for what it runs and found.
+mutate: $(VENV)/.installed-test models
+	@echo ">> mutation run over the privacy path (one mutant at a time, in a scratch copy of HEAD)"
+	nice -n 10 $(BIN)/python tests/mutate_privacy.py $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -1,0 +1,223 @@
+"""Mutation run over the privacy path (`make mutate`), with Cosmic Ray.
+
+Mutates only the code that holds a privacy promise: the wire contract (`broker/wire.py`), the
+consent gate and purge on the device (`edge/publisher.py`, `edge/agent.py`), purge and
+retention on the dashboard (`dashboard/state.py`). Each module is run against the tests that
+hold its promises, in a scratch copy of the committed tree (the work tree is never touched),
+one mutant at a time. Survivors are printed with their diff; docs/testing.md says why each
+known one is harmless. Exit status 1 when a survivor is not in `EXPLAINED`.
+
+    python tests/mutate_privacy.py [--only MODULE] [--keep DIR] [--count]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTEST = f"{sys.executable} -m pytest -x -q -p no:cacheprovider"
+
+
+def _tests(*names: str) -> str:
+    return " ".join(names)
+
+
+# module -> (functions to mutate (None: code outside any function), a stop marker per function
+# (mutate from its `def` up to the first line holding the marker), the tests that hold them,
+# the quickest killers first: pytest -x stops at the first failure)
+TARGETS: dict[str, tuple[set[str | None], dict[str, str], str]] = {
+    "broker/wire.py": (
+        {None, "check_agent_id", "check_visit_id", "check_prefix", "visit", "for_message",
+         "parse", "coerce", "_validate", "message", "_serialise", "encode", "build", "decode",
+         "decode_availability"},
+        {},
+        _tests("tests/test_wire.py", "tests/test_protocol_doc.py"),
+    ),
+    "edge/publisher.py": (
+        {"_consented", "publish", "purge", "forget_ledger"},
+        {},
+        _tests(
+            "tests/test_agent.py::test_the_publisher_refuses_a_signal_whose_scope_the_visit_did_not_consent_to",
+            "tests/test_agent.py::test_a_message_with_landmarks_never_reaches_the_broker",
+            "tests/test_privacy.py::test_after_a_purge_nothing_late_or_queued_about_the_visit_crosses_the_wire",
+            "tests/test_agent.py::test_without_consent_only_availability_and_heartbeats_cross",
+            "tests/test_agent.py::test_withdrawal_ends_the_visit_and_stops_publishing",
+            "tests/test_agent.py::test_past_the_retention_period_the_device_forgets_what_it_published",
+            "tests/test_hostile_input.py::test_a_purge_clears_a_retained_message_planted_under_the_visit",
+            "tests/test_faults.py::test_a_purge_while_away_is_kept_and_discards_the_visits_unsent_signals",
+        ),
+    ),
+    "edge/agent.py": (
+        {"give_consent", "withdraw_consent", "forget", "_purge_locked", "_expire_locked",
+         "_on_frame", "_switch_item_locked", "_end_visit_locked", "_start_visit_locked"},
+        {},
+        _tests(
+            "tests/test_agent.py::test_the_agent_computes_and_asks_to_send_only_what_the_one_scope_allows",
+            "tests/test_agent.py::test_without_consent_only_availability_and_heartbeats_cross",
+            "tests/test_agent.py::test_consent_starts_a_visit_and_face_messages_are_rate_limited",
+            "tests/test_agent.py::test_consent_to_expression_only_publishes_no_attention",
+            "tests/test_agent.py::test_withdrawal_ends_the_visit_and_stops_publishing",
+            "tests/test_agent.py::test_past_the_retention_period_the_device_forgets_what_it_published",
+            "tests/test_agent.py::test_visit_survives_a_short_miss_and_ends_after_the_leave_time",
+            "tests/test_agent.py::test_each_page_shown_gets_its_reaction_and_attention_summary",
+            "tests/test_privacy.py::test_forget_me_purges_the_visit_from_every_endpoint_and_the_broker",
+        ),
+    ),
+    "dashboard/state.py": (
+        {"_apply_purge", "_delete_visit", "_apply_visit_message", "purge", "reset", "_sweep"},
+        {"_apply_visit_message": "known_agent = agent_id in self._agents"},
+        _tests(
+            "tests/test_dashboard_wire.py::test_a_late_or_replayed_message_for_a_purged_visit_does_not_bring_it_back",
+            "tests/test_dashboard_wire.py::test_admin_actions_need_json_from_the_page_and_a_token_off_loopback",
+            "tests/test_dashboard.py::test_a_signal_outside_the_visits_consent_is_rejected",
+            "tests/test_dashboard.py::test_visit_claimed_by_another_agent_is_rejected",
+            "tests/test_dashboard.py::test_oldest_visits_are_forgotten_beyond_the_limit_ended_ones_first",
+            "tests/test_privacy.py::test_retention_deletes_a_finished_visit",
+        ),
+    ),
+}  # fmt: skip
+
+OPERATORS = re.compile(
+    r"core/(NumberReplacer|AddNot|ReplaceUnaryOperator_Delete_(Not|USub)|ReplaceTrueWithFalse"
+    r"|ReplaceFalseWithTrue|ReplaceAndWithOr|ReplaceOrWithAnd|ZeroIterationForLoop"
+    r"|ExceptionReplacer|RemoveDecorator|ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul)"
+    r"|ReplaceComparisonOperator_(Eq_NotEq|NotEq_Eq|Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Lt_GtE|GtE_Lt"
+    r"|Gt_LtE|LtE_Gt|Is_IsNot|IsNot_Is|In_NotIn|NotIn_In))$"
+)
+"""The operators used: each flips a decision or moves a boundary the way a slip in the code
+would. Left out: swaps to exotic operators (`-` to `<<`, `==` to `is`) that only crash, and
+`|` swaps, which here only occur in type annotations (never evaluated: equivalent mutants)."""
+
+EXPLAINED: dict[tuple[str, str], str] = {}
+"""(module, first changed line of the mutant's diff, stripped) -> why the survivor is harmless.
+Filled from docs/testing.md, where each entry is explained."""
+
+
+def function_lines(path: Path, names: set[str | None], until: dict[str, str]) -> set[int]:
+    """Line numbers inside the named functions (up to their stop marker), or outside any."""
+    source = path.read_text()
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    inside: set[int] = set()
+    chosen: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+            inside.update(span)
+            if node.name in names:
+                marker = until.get(node.name)
+                for n in span:
+                    if marker is not None and marker in lines[n - 1]:
+                        break
+                    chosen.add(n)
+    if None in names:
+        chosen.update(n for n in range(1, len(lines) + 1) if n not in inside)
+    return chosen
+
+
+def scratch_copy(into: Path) -> None:
+    """The committed tree (HEAD): what is mutated is what was committed, not work in progress."""
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+
+
+def run_module(
+    work: Path, module: str, count_only: bool = False
+) -> tuple[int, int, list[tuple[str, str]]]:
+    """Mutate one module; return (killed, survived, [(operator, diff)] of the survivors)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+
+    names, until, tests = TARGETS[module]
+    keep = function_lines(work / module, names, until)
+    stem = module.replace("/", "_").removesuffix(".py")
+    config, session = work / f"{stem}.toml", work / f"{stem}.sqlite"
+    config.write_text(
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(module)}\n"
+        "timeout = 180.0\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(PYTEST + ' ' + tests)}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+    cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
+    subprocess.run([*cosmic, "init", str(config), str(session)], cwd=work, check=True)
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = db.pending_work_items
+        outside = [
+            i.job_id
+            for i in pending
+            if i.mutations[0].start_pos[0] not in keep
+            or not OPERATORS.match(i.mutations[0].operator_name)
+        ]
+        skipped = WorkResult(output="off the privacy path", worker_outcome=WorkerOutcome.SKIPPED)
+        db.set_multiple_results(outside, skipped)
+        print(f"{module}: {len(pending) - len(outside)} mutants", flush=True)
+    if count_only:
+        return 0, 0, []
+    subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=work, check=True)
+    killed = survived = 0
+    survivors = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                continue
+            if result.test_outcome == TestOutcome.SURVIVED:
+                survived += 1
+                survivors.append((item.mutations[0].operator_name, result.diff or ""))
+            else:
+                killed += 1
+    return killed, survived, survivors
+
+
+def first_changed(diff: str) -> str:
+    for line in diff.splitlines():
+        if line.startswith("+") and not line.startswith("+++"):
+            return line[1:].strip()
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(TARGETS), action="append")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--count", action="store_true", help="only count the mutants")
+    args = parser.parse_args(argv)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="onlooker-mutate-"))
+    work.mkdir(parents=True, exist_ok=True)
+    scratch_copy(work)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    started = time.monotonic()
+    unexplained = 0
+    try:
+        for module in args.only or list(TARGETS):
+            t0 = time.monotonic()
+            killed, survived, survivors = run_module(work, module, args.count)
+            if args.count:
+                continue
+            print(f"{module}: {killed} killed, {survived} survived "
+                  f"in {time.monotonic() - t0:.0f} s", flush=True)  # fmt: skip
+            for operator, diff in survivors:
+                why = EXPLAINED.get((module, first_changed(diff)))
+                unexplained += why is None
+                print(f"--- survivor ({operator}): {why or 'NOT EXPLAINED'}\n{diff}", flush=True)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"mutation run: {time.monotonic() - started:.0f} s, {unexplained} unexplained survivors")
+    return 1 if unexplained else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
