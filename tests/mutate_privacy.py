@@ -7,7 +7,7 @@ hold its promises, in a scratch copy of the committed tree (the work tree is nev
 one mutant at a time. Survivors are printed with their diff; docs/testing.md says why each
 known one is harmless. Exit status 1 when a survivor is not in `EXPLAINED`.
 
-    python tests/mutate_privacy.py [--only MODULE] [--keep DIR] [--count]
+    python tests/mutate_privacy.py [--only MODULE] [--keep DIR] [--count] [--limit N]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def scratch_copy(into: Path) -> None:
 
 
 def run_module(
-    work: Path, module: str, count_only: bool = False
+    work: Path, module: str, count_only: bool = False, limit: int | None = None
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """Mutate one module; return (killed, survived, [(operator, diff)] of the survivors)."""
     from cosmic_ray.work_db import WorkDB, use_db
@@ -161,6 +161,10 @@ def run_module(
             if i.mutations[0].start_pos[0] not in keep
             or not OPERATORS.match(i.mutations[0].operator_name)
         ]
+        if limit is not None:  # a quick check of the run itself: the first `limit` mutants
+            left_out = set(outside)
+            chosen = [i.job_id for i in pending if i.job_id not in left_out]
+            outside += sorted(chosen)[limit:]
         skipped = WorkResult(output="off the privacy path", worker_outcome=WorkerOutcome.SKIPPED)
         db.set_multiple_results(outside, skipped)
         print(f"{module}: {len(pending) - len(outside)} mutants", flush=True)
@@ -193,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(TARGETS), action="append")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--count", action="store_true", help="only count the mutants")
+    parser.add_argument("--limit", type=int, help="run at most this many mutants per module")
     args = parser.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="onlooker-mutate-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for module in args.only or list(TARGETS):
             t0 = time.monotonic()
-            killed, survived, survivors = run_module(work, module, args.count)
+            killed, survived, survivors = run_module(work, module, args.count, args.limit)
             if args.count:
                 continue
             print(f"{module}: {killed} killed, {survived} survived "
