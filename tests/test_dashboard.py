@@ -592,3 +592,54 @@ def test_a_signal_outside_the_visits_consent_is_rejected(client, publisher: Publ
     visit = eventually(lambda: client.get(f"/api/visits/{VISIT}").get_json()["visit"]["expression"]
                        and client.get(f"/api/visits/{VISIT}").get_json()["visit"])  # fmt: skip
     assert visit["attention"] is None and visit["expression"]["label"] == "joy"
+
+
+def test_retention_deletes_ended_and_abandoned_visits_and_keeps_a_live_one() -> None:
+    """Retention on the dashboard: a visit is deleted `retention_s` after its last message
+    once it has ended, or once its agent is gone (will, "offline", heartbeats stopped), even
+    while other visits of an online agent go on; a live visit of an online agent stays."""
+    clock = FakeClock()
+    state = DashboardState(clock=clock, retention_s=60, heartbeat_timeout_s=10)
+    seqs = {"kiosk-21": itertools.count(), "kiosk-22": itertools.count()}
+
+    def send(agent: str, kind: str, visit: str | None = None, **fields: Any) -> None:
+        if kind == "heartbeat":
+            message = heartbeat(agent, next(seqs[agent]))
+        else:
+            message = wire.message(kind, agent=agent, seq=next(seqs[agent]), ts=clock.now,
+                                   visit=visit, **fields)  # fmt: skip
+        state.apply(wire.TopicInfo(kind, agent, visit), message)
+
+    def visit(agent: str, visit_id: str, event: str) -> None:
+        send(agent, "visit", visit_id, event=event, consent="viewer", scopes=["expression"])
+
+    ended, live, abandoned = "e0e0e0e0e0e0", "11ee11ee11ee", "abab0000abab"
+    for agent in seqs:
+        send(agent, "heartbeat")
+    visit("kiosk-21", ended, "start")
+    visit("kiosk-21", ended, "end")
+    visit("kiosk-21", live, "start")
+    visit("kiosk-22", abandoned, "start")  # kiosk-22 is not heard of again
+    for _ in range(6):  # 66 s: kiosk-21 stays online, kiosk-22's heartbeats stop
+        clock.advance(11)
+        send("kiosk-21", "heartbeat")
+    assert {v["visit"] for v in state.visits()} == {live}
+    with pytest.raises(wire.WireError, match="purged"):  # and a late message cannot revive one
+        send("kiosk-22", "expression", abandoned, **{
+            k: v for k, v in expression("kiosk-22", abandoned).items()
+            if k not in (*wire.COMMON, "visit")
+        })  # fmt: skip
+
+
+def test_retention_waits_for_the_last_message_of_an_ended_visit() -> None:
+    clock = FakeClock()
+    clock.now = 1_800_000_000.0  # whole seconds: the boundary below is exact
+    state = DashboardState(clock=clock, retention_s=60)
+    for seq, event in enumerate(("start", "end")):
+        message = wire.message("visit", agent="kiosk-23", seq=seq, ts=clock.now, visit=VISIT,
+                               event=event, consent="viewer", scopes=["expression"])  # fmt: skip
+        state.apply(wire.TopicInfo("visit", "kiosk-23", VISIT), message)
+    clock.advance(59)
+    assert [v["visit"] for v in state.visits()] == [VISIT]
+    clock.advance(1)  # due at exactly retention_s
+    assert state.visits() == []
