@@ -32,10 +32,11 @@ def _tests(*names: str) -> str:
     return " ".join(names)
 
 
-# module -> (functions to mutate (None: code outside any function), a stop marker per function
-# (mutate from its `def` up to the first line holding the marker), the tests that hold them,
+# module -> (functions to mutate (None: code outside any function), (start, stop) markers per
+# function (mutate from the first line holding `start` up to the one holding `stop`; None: from
+# the `def`, to the end), the tests that hold them,
 # the quickest killers first: pytest -x stops at the first failure)
-TARGETS: dict[str, tuple[set[str | None], dict[str, str], str]] = {
+TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None]], str]] = {
     "broker/wire.py": (
         {None, "check_agent_id", "check_visit_id", "check_prefix", "visit", "for_message",
          "parse", "coerce", "_validate", "message", "_serialise", "encode", "build", "decode",
@@ -75,12 +76,15 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, str], str]] = {
     ),
     "dashboard/state.py": (
         {"_apply_purge", "_delete_visit", "_apply_visit_message", "purge", "reset", "_sweep"},
-        {"_apply_visit_message": "known_agent = agent_id in self._agents"},
+        {"_apply_visit_message": (None, "known_agent = agent_id in self._agents"),
+         "_sweep": ("now = self.clock()", None)},
         _tests(
             "tests/test_dashboard_wire.py::test_a_late_or_replayed_message_for_a_purged_visit_does_not_bring_it_back",
             "tests/test_dashboard_wire.py::test_admin_actions_need_json_from_the_page_and_a_token_off_loopback",
             "tests/test_dashboard.py::test_a_signal_outside_the_visits_consent_is_rejected",
             "tests/test_dashboard.py::test_visit_claimed_by_another_agent_is_rejected",
+            "tests/test_dashboard.py::test_retention_deletes_ended_and_abandoned_visits_and_keeps_a_live_one",
+            "tests/test_dashboard.py::test_retention_waits_for_the_last_message_of_an_ended_visit",
             "tests/test_dashboard.py::test_oldest_visits_are_forgotten_beyond_the_limit_ended_ones_first",
             "tests/test_privacy.py::test_retention_deletes_a_finished_visit",
         ),
@@ -103,8 +107,10 @@ EXPLAINED: dict[tuple[str, str], str] = {}
 Filled from docs/testing.md, where each entry is explained."""
 
 
-def function_lines(path: Path, names: set[str | None], until: dict[str, str]) -> set[int]:
-    """Line numbers inside the named functions (up to their stop marker), or outside any."""
+def function_lines(
+    path: Path, names: set[str | None], spans: dict[str, tuple[str | None, str | None]]
+) -> set[int]:
+    """Line numbers inside the named functions (between their markers), or outside any."""
     source = path.read_text()
     lines = source.splitlines()
     tree = ast.parse(source)
@@ -115,11 +121,14 @@ def function_lines(path: Path, names: set[str | None], until: dict[str, str]) ->
             span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
             inside.update(span)
             if node.name in names:
-                marker = until.get(node.name)
+                start, stop = spans.get(node.name, (None, None))
+                started = start is None
                 for n in span:
-                    if marker is not None and marker in lines[n - 1]:
+                    started = started or start in lines[n - 1]
+                    if stop is not None and stop in lines[n - 1]:
                         break
-                    chosen.add(n)
+                    if started:
+                        chosen.add(n)
     if None in names:
         chosen.update(n for n in range(1, len(lines) + 1) if n not in inside)
     return chosen
@@ -138,8 +147,8 @@ def run_module(
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
-    names, until, tests = TARGETS[module]
-    keep = function_lines(work / module, names, until)
+    names, spans, tests = TARGETS[module]
+    keep = function_lines(work / module, names, spans)
     stem = module.replace("/", "_").removesuffix(".py")
     config, session = work / f"{stem}.toml", work / f"{stem}.sqlite"
     config.write_text(
