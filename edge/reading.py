@@ -510,7 +510,10 @@ class GazeReadingEstimator:
             self._t_first = t
         self._t_last = t
         if x is None or not math.isfinite(x):
-            # No gaze: nothing is earned and nothing is erased (time, not frames, counts).
+            # No gaze: nothing is earned and nothing is erased (time, not frames, counts); but
+            # the state says reading only while a line ended within `sweep_memory_s`.
+            if self.reading and t - self._last_line_t > c.sweep_memory_s:
+                self.reading = False
             return self.reading
         if self._t_last_x is None or t - self._t_last_x > c.max_gap_s:
             self._restart_windows()

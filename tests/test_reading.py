@@ -250,6 +250,10 @@ def test_missing_frames_neither_earn_nor_erase_evidence():
     for k in range(60):
         sparse.update(18.0 + k / 30, None)
     assert sparse.evidence == before and sparse.reading
+    # Eyes unseen for longer than the sweep memory: no longer reading, the evidence still kept.
+    for k in range(12 * 30):
+        sparse.update(20.0 + k / 30, None)
+    assert not sparse.reading and sparse.evidence == before
 
 
 def test_re_reading_is_not_counted_as_new_lines():
