@@ -410,6 +410,26 @@ def skim_aucs(results: Sequence[WebcamResult]) -> dict[str, float]:
     return out
 
 
+def relative_skim_aucs(results: Sequence[WebcamResult], prior: float) -> tuple[float, float]:
+    """AUC of the skim score minus the reader's own baseline: (live: the median of the prior
+    and the reader's earlier pages in file order; after the fact: the median of all the
+    reader's pages)."""
+    by_person: dict[str, list[WebcamResult]] = {}
+    for r in results:
+        by_person.setdefault(r.trial.participant, []).append(r)
+    live: dict[bool, list[float]] = {True: [], False: []}
+    after: dict[bool, list[float]] = {True: [], False: []}
+    for pages in by_person.values():
+        everything = median(r.summary.skim_score for r in pages)
+        seen = [prior]
+        for r in pages:
+            positive = r.trial.condition == "is"
+            live[positive].append(r.summary.skim_score - median(seen))
+            after[positive].append(r.summary.skim_score - everything)
+            seen.append(r.summary.skim_score)
+    return auc(live[True], live[False]), auc(after[True], after[False])
+
+
 # --- page-turn replay ---------------------------------------------------------------------------
 
 
@@ -948,6 +968,16 @@ def report_webqamgaze(results: Sequence[WebcamResult], out: Callable[[str], None
     every = skim_aucs(results)
     for name in SKIM_SCORES:
         out(f"| {name} | {held[name]:.2f} | {tune[name]:.2f} | {every[name]:.2f} |")
+    prior = median(r.summary.skim_score for r in results if r.trial.tune)
+    rel = {
+        split: relative_skim_aucs([r for r in results if keep is None or r.trial.tune == keep],
+                                  prior)
+        for split, keep in (("held-out", False), ("tune", True), ("all", None))
+    }  # fmt: skip
+    out(f"| skim score minus the reader's earlier pages' median (live; prior {prior:.2f}) "
+        f"| {rel['held-out'][0]:.2f} | {rel['tune'][0]:.2f} | {rel['all'][0]:.2f} |")  # fmt: skip
+    out(f"| skim score minus the median of all the reader's pages (after the fact) "
+        f"| {rel['held-out'][1]:.2f} | {rel['tune'][1]:.2f} | {rel['all'][1]:.2f} |")  # fmt: skip
 
 
 def report_pace(
