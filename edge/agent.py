@@ -18,6 +18,7 @@ from broker import wire
 from .attention import AttentionSample, AttentionSummary, AttentionTracker, ScreenCalibration
 from .expression import ExpressionModel, ExpressionTracker
 from .face import FaceAnalyzer, FaceObservation
+from .models import DEFAULT_EXPRESSION_MODEL
 from .publisher import SignalPublisher
 from .reader import DEFAULT_SCREEN_WIDTH_CM, ItemLayout, LineCalibration, ReadingSession
 from .signals import main_face
@@ -73,7 +74,7 @@ class AgentConfig:
         metadata={"help": "default, or pi: lower resolution and every 3rd frame for small boards"},
     )
     expression_model: str = field(
-        default="blendshapes",
+        default=DEFAULT_EXPRESSION_MODEL,
         metadata={"help": "expression backend (`onlooker models list` shows them)"},
     )
     heartbeat_s: float = field(default=2.0, metadata={"help": "seconds between heartbeats"})
@@ -556,6 +557,12 @@ class Agent:
                 self.reading.set_line_calibration(fitted)
             return {"calibrated": fitted is not None}
 
+    def _forget_faces(self) -> None:
+        """Nothing of the last visitor's face carries over in the expression backend."""
+        forget = getattr(self.expression_model, "forget", None)  # optional for plug-ins
+        if forget is not None:
+            forget()
+
     def _start_visit_locked(self, t_ms: int) -> Visit:
         if self.last_visit is not None:
             # One visit at a time is remembered on the device; the previous one goes now.
@@ -564,6 +571,7 @@ class Agent:
         self.visit = Visit(new_pseudonym(), self.config.consent, self._scopes, t_ms, t_ms)
         self.visits_started += 1
         self.expression.reset()
+        self._forget_faces()
         self.attention.reset()
         self.reading = ReadingSession(self.config.screen_width_cm)
         if self._item is not None:
@@ -590,6 +598,7 @@ class Agent:
                 self._publish_attention_summary(visit, self.attention.summary(), None)
         self.visit = None
         self.expression.reset()
+        self._forget_faces()
         self.attention.reset()
         self.attention.set_calibration(None)  # calibrations belong to the visit
         self._gaze_calibration = self._gaze_target = None

@@ -38,6 +38,8 @@ def _broker_arg(parser: argparse.ArgumentParser, required: bool = False) -> None
 
 
 def _agent_args(parser: argparse.ArgumentParser) -> None:
+    from edge.models import DEFAULT_EXPRESSION_MODEL
+
     parser.add_argument(
         "--source",
         help="webcam index (0), a video file, an image or a folder of images "
@@ -59,9 +61,9 @@ def _agent_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        default=os.environ.get("ONLOOKER_MODEL", "blendshapes"),
+        default=os.environ.get("ONLOOKER_MODEL", DEFAULT_EXPRESSION_MODEL),
         metavar="NAME",
-        help="expression backend (default blendshapes, env ONLOOKER_MODEL); "
+        help=f"expression backend (default {DEFAULT_EXPRESSION_MODEL}, env ONLOOKER_MODEL); "
         "`onlooker models list` shows them",
     )
     parser.add_argument(

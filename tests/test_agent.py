@@ -264,10 +264,10 @@ def test_the_publisher_refuses_a_signal_whose_scope_the_visit_did_not_consent_to
 
 
 class CountingExpressionModel:
-    """The real default expression model, counting how often the agent runs it."""
+    """The real blendshape expression model (it reads the scripted face), counting its runs."""
 
     def __init__(self) -> None:
-        self.inner, self.calls = create_expression_model(), 0
+        self.inner, self.calls = create_expression_model("blendshapes"), 0
         self.name, self.version = self.inner.name, self.inner.version
 
     def estimate(self, image, face):

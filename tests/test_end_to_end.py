@@ -43,7 +43,7 @@ def test_sample_video_reaches_the_dashboard_and_a_killed_agent_goes_offline(
             30,
         )
         assert online, (tmp_path / "agent.log").read_text()[-3000:]
-        assert online["model"] == "mediapipe-face-landmarker+blendshapes"
+        assert online["model"] == "mediapipe-face-landmarker+fusion"
         assert online["source"] == "video"
         visit = wait_until(lambda: faced_visit(dashboard), 20)
         assert visit, get_json(dashboard.url + "/api/visits")

@@ -70,7 +70,8 @@ def test_built_in_models_are_listed_with_what_they_output():
     assert infos["mediapipe"].kind == "face" and infos["mediapipe"].speed == "medium"
     assert infos["fer-cnn"].kind == "expression"
     assert [m.name for m in models.available_models("face")] == ["mediapipe"]
-    assert models.DEFAULT_EXPRESSION_MODEL == "blendshapes"
+    assert models.DEFAULT_EXPRESSION_MODEL == "fusion"
+    assert infos["fusion"].kind == "expression" and infos["fusion"].available
 
 
 def test_an_unknown_name_is_a_value_error_naming_the_known_ones():

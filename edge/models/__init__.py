@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "onlooker.models"
 KINDS = ("expression", "face")
-DEFAULT_EXPRESSION_MODEL = "blendshapes"
+DEFAULT_EXPRESSION_MODEL = "fusion"
 DEFAULT_FACE_MODEL = "mediapipe"
 
 # A factory is a backend class (or any callable returning a backend) or "module:attribute",
@@ -217,6 +217,7 @@ register(
     outputs="478 landmarks, 52 blendshapes, head pose per face",
     speed="medium",
 )
-register(DEFAULT_EXPRESSION_MODEL, "edge.models.blendshapes:BlendshapeExpressionModel")
+register("blendshapes", "edge.models.blendshapes:BlendshapeExpressionModel")
 register("fer-cnn", "edge.models.fer_cnn:FerCnnExpressionModel")
+register("fusion", "edge.models.fusion:FusionExpressionModel")
 register("facex", "edge.models.facex:FacexExpressionModel")
