@@ -42,7 +42,11 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
          "parse", "coerce", "_validate", "message", "_serialise", "encode", "build", "decode",
          "decode_availability"},
         {},
-        _tests("tests/test_wire.py", "tests/test_protocol_doc.py"),
+        _tests(
+            "tests/test_privacy.py::test_the_allow_list_is_exactly_the_reviewed_one",
+            "tests/test_wire.py",
+            "tests/test_protocol_doc.py",
+        ),
     ),
     "edge/publisher.py": (
         {"_consented", "publish", "purge", "forget_ledger"},

@@ -7,6 +7,7 @@ records every message on `onlooker/#` the way `mosquitto_sub` would.
 from __future__ import annotations
 
 import json
+import re
 import time
 from urllib.request import Request, urlopen
 
@@ -67,6 +68,139 @@ def _status(base: str) -> dict | None:
         return get_json(base + "/api/status")
     except OSError:
         return None
+
+
+ALLOW_LIST = {
+    "common": {
+        "v": "int 1..1",
+        "type": "text 24",
+        "agent": "text 32",
+        "seq": "int 0..9007199254740992",
+        "ts": "round 1 0..100000000000.0",
+    },
+    "heartbeat": {
+        "fps": "round 1 0..1000",
+        "latency_ms": "round 1 0..60000",
+        "model": "text 64",
+        "model_version": "text 48",
+        "source": "text 16 of camera,video,images",
+        "uptime_s": "round 0 0..1000000000.0",
+        "watching": "bool",
+    },
+    "visit": {
+        "visit": "text 32",
+        "event": "text 8 of start,end",
+        "consent": "text 16 of viewer,recorded-source",
+        "scopes": "[text 16 of expression,attention,reading] x3 unique",
+    },
+    "attention": {
+        "visit": "text 32",
+        "present": "bool",
+        "faces": "int 0..32",
+        "looking": "bool or null",
+        "yaw": "round 1 -180.0..180.0 or null",
+        "pitch": "round 1 -180.0..180.0 or null",
+        "roll": "round 1 -180.0..180.0 or null",
+        "distance_cm": "round 0 0..1000 or null",
+        "blinks": "int 0..1000000.0",
+        "look_aways": "int 0..1000000.0",
+    },
+    "attention_summary": {
+        "visit": "text 32",
+        "item": "text 48 or null",
+        "time_present_s": "round 1 0..86400",
+        "looking_share": "round 2 0.0..1.0",
+        "longest_look_s": "round 1 0..86400",
+        "look_aways": "int 0..1000000.0",
+        "look_away_s": "round 1 0..86400",
+        "interruptions": "int 0..1000000.0",
+        "interruption_s": "round 1 0..86400",
+        "blinks": "int 0..1000000.0",
+        "blink_rate_per_min": "round 1 0..600 or null",
+        "mean_distance_cm": "round 0 0..1000 or null",
+        "calibrated": "bool",
+        "regions": "[round 2 0.0..1.0] x9 or null",
+    },
+    "expression": {
+        "visit": "text 32",
+        "label": "text 16 of neutral,joy,surprise,anger,sadness,fear,disgust,contempt",
+        "score": "round 2 0.0..1.0",
+        "valence": "round 2 -1.0..1.0",
+        "arousal": "round 2 0.0..1.0",
+        "reason_units": "[text 48] x3",
+        "reason_shapes": "[text 32] x3",
+        "reason_values": "[round 2 0.0..1.0] x3",
+        "relative_to_rest": "bool",
+    },
+    "reaction": {
+        "visit": "text 32",
+        "item": "text 48",
+        "seconds": "round 1 0..86400",
+        "frames": "int 0..10000000.0",
+        "peak": "[round 2 0.0..1.0] x8",
+        "mean": "[round 2 0.0..1.0] x8",
+    },
+    "page": {
+        "visit": "text 32",
+        "item": "text 48",
+        "topic": "text 16 of health,money,politics,love,technology,travel,food,nature",
+        "words": "int 0..100000",
+        "seconds": "round 1 0..86400",
+        "away_s": "round 1 0..86400",
+        "wpm": "round 0 0..100000 or null",
+        "skim": "bool",
+        "dwell": "bool",
+        "revisit": "bool",
+        "back_turn": "bool",
+        "lines_read": "int 0..10000 or null",
+        "weight": "round 2 0.0..1.0",
+    },
+    "reading": {
+        "visit": "text 32",
+        "item": "text 48 or null",
+        "state": "text 16 of reading,not_reading,away",
+        "lines_read": "int 0..10000 or null",
+        "gaze_wpm": "round 0 0..100000 or null",
+        "skimming": "bool",
+        "progress": "round 2 0.0..1.0 or null",
+        "personal_wpm": "round 0 0..100000",
+        "time_left_s": "round 0 0..10000000.0 or null",
+        "chapter_time_left_s": "round 0 0..10000000.0 or null",
+    },
+    "purge": {
+        "visit": "text 32",
+        "reason": "text 16 of forget,withdrawn",
+    },
+}  # fmt: skip
+"""Everything that may leave the device, field by field: its kind, resolution and bounds.
+A copy of `wire.COMMON` and `wire.FIELDS`, kept here on purpose: widening the privacy
+boundary (a field, a finer rounding, a longer list or string, a wider range) takes a change
+in two places, and review of both."""
+
+
+def describe(spec) -> str:
+    kind = type(spec).__name__
+    if kind == "Optional_":
+        return describe(spec.inner) + " or null"
+    if kind == "Num":
+        return ("int" if spec.integer else f"round {spec.digits}") + f" {spec.lo!r}..{spec.hi!r}"
+    if kind == "Text":
+        return f"text {spec.max_len}" + (" of " + ",".join(spec.choices) if spec.choices else "")
+    if kind == "ListOf":
+        return f"[{describe(spec.inner)}] x{spec.max_items}" + (" unique" if spec.unique else "")
+    assert kind == "Flag", kind
+    return "bool"
+
+
+def test_the_allow_list_is_exactly_the_reviewed_one():
+    actual = {
+        kind: {name: describe(spec) for name, spec in fields.items()}
+        for kind, fields in {"common": wire.COMMON, **wire.FIELDS}.items()
+    }
+    assert actual == ALLOW_LIST
+    # And it is coarse: no long arrays (landmarks, embeddings), no number finer than 0.01.
+    assert all(int(x) <= LONGEST_ARRAY for x in re.findall(r"\] x(\d+)", str(ALLOW_LIST)))
+    assert all(int(d) <= 2 for d in re.findall(r"round (\d+)", str(ALLOW_LIST)))
 
 
 def longest_array(value) -> int:
