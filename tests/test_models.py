@@ -204,25 +204,37 @@ def test_both_backends_on_the_five_posed_faces(posed):
     need_litert()
     fer = models.create_expression_model("fer-cnn")
     facs = models.create_expression_model("blendshapes")
-    rows = ["| image | posed | blendshapes | fer-cnn (landmarker crop) | fer-cnn (cascade) |"]
+    fusion = models.create_expression_model("fusion", cnn_interval_s=0)
+    facex = models.create_expression_model("facex")
+    rows = [
+        "| image | posed | fusion (default) | facex | blendshapes "
+        "| fer-cnn (landmarker crop) | fer-cnn (cascade) |"
+    ]
     got = {}
     for name, posed_as in FIVE.items():
         rgb, face = posed[name]
         cells = []
-        for model, f in ((facs, face), (fer, face), (fer, None)):
+        pairs = ((fusion, face), (facex, face), (facs, face), (fer, face), (fer, None))
+        for model, f in pairs:
             e = model.estimate(rgb, f)
             cells.append("no face found" if e is None else f"{e.label} {e.score:.2f}")
             if e is not None:
                 assert set(e.scores) == set(EMOTIONS) and e.reasons
                 assert sum(e.scores.values()) == pytest.approx(1.0)
-                assert model is facs or e.scores["contempt"] == 0.0  # FER2013 has no contempt
+                # Only the blendshapes read contempt (FER2013 and facex have no such class).
+                assert model is facs or e.scores["contempt"] == 0.0
             got[name, model.name, f is None] = e.label if e else None
         rows.append(f"| {name} | {posed_as} | " + " | ".join(cells) + " |")
     print("\n" + "\n".join(rows))
     for name in ("0-f15-hao-ph.jpg", "single_face.jpg"):
         assert got[name, "fer-cnn", False] == got[name, "fer-cnn", True] == "joy"
     assert got["0-f1-su-ph.jpg", "fer-cnn", False] == "surprise"
-    fer.close()
+    for model in ("fusion", "facex"):
+        assert got["0-f15-hao-ph.jpg", model, False] == got["single_face.jpg", model, False]
+        assert got["single_face.jpg", model, False] == "joy"
+        assert got["0-f1-su-ph.jpg", model, False] == "surprise"
+    for model in (fer, fusion, facex):
+        model.close()
 
 
 def test_fer_cnn_reasons_are_facs_signs_or_its_own_outputs(posed):
