@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     scratch_copy(work)
     os.environ.setdefault("GLOG_minloglevel", "2")
+    # No bytecode cache in the scratch copy: a mutant of the same size written within the
+    # same second as the last one would otherwise run from the stale cache.
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     started = time.monotonic()
     unexplained = 0
     try:
