@@ -438,8 +438,13 @@ def test_crowd_figures_need_at_least_five_visits(mosquitto, dashboard_on, visits
             )
             publisher.publish("expression", visit=visit, **{**EXPRESSION, "label": labels[i]})
             publisher.publish("attention", visit=visit, **ATTENTION)
+        # Wait for what the figures are made of: every visit with its expression and attention.
         assert wait_until(
-            lambda: len(get_json(dashboard.url + "/api/visits")["visits"]) == visits, 5
+            lambda: (
+                len(listed := get_json(dashboard.url + "/api/visits")["visits"]) == visits
+                and all(v["expression"] and v["attention"] for v in listed)
+            ),
+            10,
         )
         crowd = get_json(dashboard.url + "/api/crowd")
     finally:
