@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -144,3 +146,27 @@ def test_the_default_backend_tracks_the_sample_video_steadily(sample, landmarker
     flips = label_flips(seen)
     print(f"published labels: {sorted(set(seen))}, {flips} flips over {len(seen)} frames")
     assert flips <= 10  # a talking face is not a new emotion every second
+
+
+FACES = Path(os.environ.get("ONLOOKER_FACES", Path(__file__).parents[1].parent / "data" / "faces"))
+HELD_OUT = [FACES / s / "heldout" for s in ("muxspace", "london", "yale")]
+
+
+def test_the_default_meets_issue_12s_targets_on_held_out_faces(landmarker):
+    """On labelled faces no one tuned on (docs/expression-data.md), the held-out halves."""
+    from edge.expression_eval import BASIC, evaluate
+
+    missing = [str(d) for d in HELD_OUT if not d.is_dir()]
+    if missing:
+        pytest.skip(
+            f"labelled faces not found ({', '.join(missing)}): build them beside the checkout "
+            "as docs/expression-data.md says, or set ONLOOKER_FACES"
+        )
+    report = evaluate(HELD_OUT, ["fusion"], landmarker, classes=BASIC)
+    s = report["models"]["fusion"]
+    true_neutral = report["classes"]["neutral"] / report["n"]
+    print(json.dumps({k: s[k] for k in ("accuracy", "balanced_accuracy", "recall")}, indent=1))
+    assert s["accuracy"] >= 0.65
+    assert s["balanced_accuracy"] >= 0.60
+    assert min(s["recall"].values()) >= 0.30, s["recall"]
+    assert s["neutral_share"] <= true_neutral + 0.10
