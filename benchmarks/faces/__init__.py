@@ -1,0 +1,1 @@
+"""Recipes that rebuild the expression photos in ../data/faces (docs/expression-data.md)."""
