@@ -384,7 +384,10 @@ def test_agent_reconnects_when_the_broker_comes_back(wiretap_factory):
             # paho backs off 1 s, 2 s, …: the agent is back within a few seconds.
             assert tap.wait_for(lambda: len(tap.of_type("heartbeat")) >= 1, 15), tap.dump()
             online = (tap.topics.available("kiosk-1"), b"online")
-            assert online in [(t, p) for t, p, _ in tap.snapshot()]
+            # "online" is published from paho's connect callback, a heartbeat from the agent's
+            # loop: either may arrive first, so wait for it rather than read it once.
+            seen = lambda: online in [(t, p) for t, p, _ in tap.snapshot()]  # noqa: E731
+            assert tap.wait_for(seen, 5), tap.dump()
         finally:
             agent.stop()
             thread.join(30)
