@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -165,7 +166,11 @@ def snap(page: Any, tmp_path: Path, name: str) -> Path:
 
 
 def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    # Like the viewer page's own scripts: the agent refuses a POST without the page's token.
+    with urlopen(url.split("/api/", 1)[0] + "/", timeout=5) as page:
+        token = re.search(r'name="onlooker-token" content="([^"]+)"', page.read().decode())[1]
+    headers = {"Content-Type": "application/json", "X-Onlooker-Token": token}
+    request = Request(url, json.dumps(body).encode(), headers)
     with urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 

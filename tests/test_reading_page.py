@@ -215,7 +215,10 @@ def test_the_read_this_line_step_runs_and_says_what_it_learned(viewer, browser):
     errors = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     # Out of order, the step is refused with a reason.
-    refused = page.request.post(viewer + "/api/calibration", data={"kind": "line", "phase": "end"})
+    html = page.request.get(viewer + "/").text()
+    token = re.search(r'name="onlooker-token" content="([^"]+)"', html)[1]
+    refused = page.request.post(viewer + "/api/calibration", data={"kind": "line", "phase": "end"},
+                                headers={"X-Onlooker-Token": token})  # fmt: skip
     assert refused.status == 409
     consent(page, expect, viewer)
     button = page.get_by_test_id("teach-line")

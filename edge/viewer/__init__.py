@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import hmac
+import ipaddress
 import json
 import logging
+import math
+import secrets
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from werkzeug.serving import make_server
 
 from broker import wire
@@ -23,11 +27,70 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+TOKEN_HEADER = "X-Onlooker-Token"
+"""Every POST carries the token served in the page (a `<meta name="onlooker-token">`)."""
 
 
-def create_viewer_app(agent: Agent) -> Flask:
-    """The consent page and its small JSON API, bound to one running agent."""
+MAX_BODY_BYTES = 16 * 1024
+"""The page's largest POST is a few hundred bytes."""
+
+
+def _body():
+    """The request's JSON, or None when it is missing, malformed or nested too deeply."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
+def host_allowed(host: str | None, configured: tuple[str, ...] = ()) -> bool:
+    """Whether a request's ``Host`` header names this machine's loopback or a configured host.
+
+    A page on another name (``evil.example`` rebound to 127.0.0.1 by its DNS) sends that name
+    in ``Host``: refusing it is what stops DNS rebinding. The port is not checked.
+    """
+    if not host:
+        return False
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return False
+    else:
+        name, _, port = host.partition(":")
+        if port and not port.isdigit():
+            return False
+    if not name:
+        return False
+    if name == "localhost" or name in (c.strip("[]").lower() for c in configured):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def create_viewer_app(agent: Agent, host: str = "127.0.0.1") -> Flask:
+    """The consent page and its small JSON API, bound to one running agent.
+
+    Only requests whose ``Host`` is a loopback name or `host` (where the page is served) are
+    answered, and every POST must carry the page's token (`TOKEN_HEADER`).
+    """
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    hosts = (host,)
+    token = secrets.token_urlsafe(32)
+    app.config["PAGE_TOKEN"] = token
+
+    @app.before_request
+    def _trusted():
+        if not host_allowed(request.headers.get("Host"), hosts):
+            abort(400, "this page answers only on its own host name")
+        if request.method == "POST":
+            given = request.headers.get(TOKEN_HEADER, "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return jsonify(error=f"missing or wrong {TOKEN_HEADER}: reload the page"), 403
+        return None
 
     @app.after_request
     def _headers(response):
@@ -38,7 +101,9 @@ def create_viewer_app(agent: Agent) -> Flask:
 
     @app.get("/")
     def index():
-        return render_template("viewer.html", status=agent.status(), example=_example())
+        return render_template(
+            "viewer.html", status=agent.status(), example=_example(), token=token
+        )
 
     @app.get("/api/content")
     def content():
@@ -54,7 +119,7 @@ def create_viewer_app(agent: Agent) -> Flask:
 
     @app.post("/api/consent")
     def consent():
-        body = request.get_json(silent=True)
+        body = _body()
         if not isinstance(body, dict) or not isinstance(body.get("consent"), bool):
             usage = 'send {"consent": true, "scopes": [...]} or {"consent": false}'
             return jsonify(error=usage), 400
@@ -73,7 +138,7 @@ def create_viewer_app(agent: Agent) -> Flask:
     @app.post("/api/item")
     def item():
         """The page or post now on the viewer's screen, with its layout ({"item": null}: none)."""
-        body = request.get_json(silent=True)
+        body = _body()
         if not isinstance(body, dict) or "item" not in body:
             return jsonify(error='send {"item": "page-1", "topic": ..., "words": ...}'), 400
         try:
@@ -89,7 +154,7 @@ def create_viewer_app(agent: Agent) -> Flask:
         {"kind": "gaze", "phase": "start"|"point"|"end", "region": 0..8 | null}, or "read this
         line": {"kind": "line", "phase": "start"} then {"kind": "line", "phase": "end", "left":
         0.2, "right": 0.8} (the line's edges as shares of the screen's width)."""
-        body = request.get_json(silent=True)
+        body = _body()
         if not isinstance(body, dict) or body.get("kind") not in ("expression", "gaze", "line"):
             return jsonify(error='send {"kind": "expression" | "gaze" | "line", "phase": ...}'), 400
         try:
@@ -113,7 +178,7 @@ def create_viewer_app(agent: Agent) -> Flask:
     @app.post("/api/forget")
     def forget():
         # JSON only: a cross-site form cannot post JSON without a CORS preflight we refuse.
-        if not isinstance(request.get_json(silent=True), dict):
+        if not isinstance(_body(), dict):
             return jsonify(error="send {} as application/json"), 400
         forgotten = agent.forget()
         return jsonify({**agent.status(), "learned": agent.learned(), "forgotten": forgotten})
@@ -177,12 +242,12 @@ def _layout(body: dict) -> ItemLayout | None:
         raise ValueError(f"unknown fields {unknown}")
     for name in LAYOUT_FIELDS:
         value = body.get(name)
-        if (
-            name != "topic"
-            and value is not None
-            and (isinstance(value, bool) or not isinstance(value, (int, float)))
-        ):
+        if name == "topic" or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number")
+        if not math.isfinite(value) or abs(value) > 1e9:
+            raise ValueError(f"{name} must be a finite number")
     return ItemLayout(
         item=body["item"],
         topic=body["topic"],

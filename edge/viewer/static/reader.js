@@ -11,6 +11,8 @@ window.OnlookerReader = (function () {
   let active = false;
   let observer = null;
   let visiblePost = null;
+  // The page's own token: the agent refuses a POST without it.
+  const token = () => document.querySelector('meta[name="onlooker-token"]').content;
 
   async function load(language) {
     lang = language;
@@ -121,7 +123,7 @@ window.OnlookerReader = (function () {
     reported = id;
     fetch("/api/item", {
       method: "POST",
-      headers: {"Content-Type": "application/json"},
+      headers: {"Content-Type": "application/json", "X-Onlooker-Token": token()},
       body: JSON.stringify(body),
     }).catch(function () { reported = undefined; });
   }

@@ -2,6 +2,8 @@
 // The viewer's own page: consent per signal, a visible indicator, stop, summary and forget.
 // Everything is served by the agent on loopback; no external script, font or image.
 (function () {
+  // The page's own token: the agent refuses a POST without it.
+  const TOKEN = document.querySelector('meta[name="onlooker-token"]').content;
   const STRINGS = {
     en: {
       indicator: "This screen is watching you",
@@ -182,7 +184,7 @@
   async function call(path, body) {
     const response = await fetch(path, {
       method: "POST",
-      headers: {"Content-Type": "application/json"},
+      headers: {"Content-Type": "application/json", "X-Onlooker-Token": TOKEN},
       body: JSON.stringify(body),
     });
     show(await response.json());
@@ -201,7 +203,7 @@
   async function calibrate(body) {
     const response = await fetch("/api/calibration", {
       method: "POST",
-      headers: {"Content-Type": "application/json"},
+      headers: {"Content-Type": "application/json", "X-Onlooker-Token": TOKEN},
       body: JSON.stringify(body),
     });
     return response.json();
