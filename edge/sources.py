@@ -1,4 +1,4 @@
-"""Frame sources: a webcam, a video file, or a folder of still images."""
+"""Frame sources: a webcam, a Raspberry Pi camera module, a video file, or still images."""
 
 from __future__ import annotations
 
@@ -51,6 +51,29 @@ def _to_rgb(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+BLACK_MEAN = 8.0  # mean 8-bit level below which a frame counts as black
+BLACK_WARN_S = 3.0  # a camera that gives only black frames this long gets a warning
+
+CAMERA_PERMISSION_HINT = (
+    "if it is connected, the operating system may be withholding it: on macOS allow the "
+    "terminal (or Python) in System Settings > Privacy & Security > Camera and start it again; "
+    "on Windows turn on Settings > Privacy & security > Camera > 'Let desktop apps access your "
+    "camera'; on Linux the user must be in the `video` group"
+)
+
+BLACK_FRAMES_HINT = (
+    "the camera gives only black frames: is the lens covered or the room dark? On macOS and "
+    "Windows black frames also mean the system denied camera access ("
+    + CAMERA_PERMISSION_HINT.split(": ", 1)[1]
+    + ")"
+)
+
+
+def is_black(image: np.ndarray) -> bool:
+    """Whether a frame is (almost) black: a covered lens, a denied camera, or a warming sensor."""
+    return float(image.mean()) < BLACK_MEAN
+
+
 class CameraSource(FrameSource):
     """A webcam by index; fails fast when it does not open or stops delivering."""
 
@@ -66,13 +89,14 @@ class CameraSource(FrameSource):
             self._cap.release()
             raise SourceError(
                 f"camera {index} did not open: check that it is connected and not used by "
-                "another program, or pass --source with a video file"
+                f"another program, or pass --source with a video file; {CAMERA_PERMISSION_HINT}"
             )
 
     def frames(self) -> Iterator[Frame]:
         start = time.monotonic()
         last_ok = start
         index = 0
+        lit = warned = False  # the first frames of many webcams are black while they warm up
         while True:
             ok, bgr = self._cap.read()
             now = time.monotonic()
@@ -84,6 +108,11 @@ class CameraSource(FrameSource):
                 time.sleep(0.05)
                 continue
             last_ok = now
+            if not lit:
+                lit = not is_black(bgr)
+                if not lit and not warned and now - start > BLACK_WARN_S:
+                    logger.warning("camera %s: %s", self.index, BLACK_FRAMES_HINT)
+                    warned = True
             yield Frame(_to_rgb(bgr), int((now - start) * 1000), index, now)
             index += 1
 
@@ -187,7 +216,15 @@ class ImageFolderSource(FrameSource):
 
 
 def open_source(spec: str, loop: bool = False, realtime: bool = True) -> FrameSource:
-    """Open a webcam (an integer like ``0``), a video file, or an image / folder of images."""
+    """Open a webcam (an integer like ``0``), a Raspberry Pi camera module (``picamera`` or
+    ``picamera:N``), a video file, or an image / folder of images."""
+    if spec.startswith("picamera"):
+        from .picamera import PicameraSource, parse_spec
+
+        index = parse_spec(spec)
+        if index is None:
+            raise SourceError(f"{spec!r}: a camera module is `picamera` or `picamera:N`")
+        return PicameraSource(index)
     if spec.isdigit():
         return CameraSource(int(spec))
     path = Path(spec).expanduser()
