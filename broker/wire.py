@@ -390,14 +390,48 @@ def build(kind: str, **fields: Any) -> tuple[dict[str, Any], bytes]:
     return clean, _serialise(clean)
 
 
+MAX_NESTING = 8
+"""No wire message nests deeper than 2 (an object holding lists): 8 leaves room, not more."""
+
+
+def _nesting(payload: bytes) -> int:
+    """The deepest nesting of ``[`` and ``{`` in a JSON text (brackets inside strings aside);
+    0 when there are too few brackets to exceed `MAX_NESTING`."""
+    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
+        return 0  # the common case, decided in C: too few brackets to nest deeply
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def decode(topic_info: TopicInfo, payload: bytes) -> dict[str, Any]:
     """Parse and validate a JSON payload received on a topic described by `topic_info`."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    if _nesting(payload) > MAX_NESTING:
+        # Refused before parsing: a deeply nested document would exhaust the parser's stack.
+        raise WireError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
     try:
         raw = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError("malformed_json", str(exc)) from None
+    except RecursionError:
+        raise WireError("too_deep", "JSON nested too deeply") from None
     clean = _validate(raw)
     if clean["type"] != topic_info.kind or clean["agent"] != topic_info.agent:
         raise WireError("topic_mismatch", "type or agent differs from the topic")

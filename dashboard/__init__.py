@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, abort, current_app, request
 
 from broker import wire
 from dashboard import api, page
@@ -33,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "BIND_HOST": "127.0.0.1",  # set by the server; off loopback, admin actions need the token
     "ADMIN_TOKEN": None,  # reset and purge need it when set, and always off loopback
     "EXHIBITION_HOLD_S": 20.0,  # exhibition: a finished visit stays this long, then attract
+    # Host names the dashboard answers to besides loopback and BIND_HOST (a list, or a
+    # comma-separated string): any other Host header is refused, which stops DNS rebinding.
+    "TRUSTED_HOSTS": (),
+    "MAX_STREAMS": 16,  # open event streams at most; one more is refused with 503
 }
 ENV_OVERRIDES = {
     "ONLOOKER_BROKER": "BROKER_URL",
@@ -41,6 +46,7 @@ ENV_OVERRIDES = {
     "ONLOOKER_MQTT_PASSWORD": "BROKER_PASSWORD",
     "ONLOOKER_MQTT_CA": "BROKER_TLS_CA",
     "ONLOOKER_ADMIN_TOKEN": "ADMIN_TOKEN",
+    "ONLOOKER_TRUSTED_HOSTS": "TRUSTED_HOSTS",
 }
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,9 +77,59 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api.bp)
     app.register_blueprint(page.bp)
+    app.before_request(_trusted_host)
     app.after_request(_security_headers)
     MqttSubscriber().init_app(app)
     return app
+
+
+def trusted_hosts(config: Any) -> tuple[str, ...]:
+    """The host names (besides loopback) this dashboard answers to: where it listens, and
+    ``TRUSTED_HOSTS``. A wildcard bind address (0.0.0.0, ::) names no host."""
+    extra = config.get("TRUSTED_HOSTS") or ()
+    if isinstance(extra, str):
+        extra = extra.split(",")
+    names = [str(h).strip().strip("[]").lower() for h in extra if str(h).strip()]
+    bind = str(config.get("BIND_HOST") or "").strip("[]").lower()
+    try:
+        wildcard = ipaddress.ip_address(bind).is_unspecified
+    except ValueError:
+        wildcard = False
+    if bind and not wildcard:
+        names.append(bind)
+    return tuple(names)
+
+
+def host_allowed(host: str | None, configured: tuple[str, ...] = ()) -> bool:
+    """Whether a ``Host`` header (or an origin's host[:port]) names loopback or `configured`.
+
+    A page on another name (``evil.example`` rebound to 127.0.0.1 by its DNS) sends that
+    name: refusing it is what stops DNS rebinding. The port is not checked here.
+    """
+    if not host:
+        return False
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return False
+    else:
+        name, _, port = host.partition(":")
+        if port and not port.isdigit():
+            return False
+    if not name:
+        return False
+    if name == "localhost" or name in configured:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _trusted_host() -> None:
+    if not host_allowed(request.headers.get("Host"), trusted_hosts(current_app.config)):
+        abort(400, "the dashboard answers only on loopback and its configured host names")
 
 
 def _security_headers(response: Response) -> Response:

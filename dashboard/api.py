@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -150,6 +151,8 @@ def metrics() -> Response:
          per_agent("clock_skew_s")),
         ("agent_dropped_messages", "gauge", "Messages of this agent process that never arrived.",
          per_agent("gaps")),
+        ("agent_rejected_messages", "counter", "Messages naming this agent that were refused.",
+         per("agent", {k: sum(a["rejected"].values()) for k, a in agents.items()})),
     ]  # fmt: skip
     for name, kind, doc, samples in table:
         metric(name, kind, doc, samples)
@@ -166,6 +169,30 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+def _own_origin(origin: str) -> bool:
+    """Whether `origin` is this dashboard's: a trusted host name on the port it listens on.
+
+    Never compared with ``request.host_url``: that is built from the Host header, which the
+    page making the request controls.
+    """
+    from dashboard import host_allowed, trusted_hosts
+
+    try:
+        parsed = urlsplit(origin)
+        port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    except ValueError:
+        return False
+    if parsed.scheme not in ("http", "https") or parsed.path or parsed.hostname is None:
+        return False
+    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    own_port = request.environ.get("SERVER_PORT")
+    return (
+        host_allowed(host, trusted_hosts(current_app.config))
+        and own_port is not None
+        and str(port) == str(own_port)
+    )
+
+
 def _admin_refusal() -> tuple[Response, int] | None:
     """None when the request may reset or purge; else the JSON refusal.
 
@@ -176,7 +203,7 @@ def _admin_refusal() -> tuple[Response, int] | None:
     if not request.is_json:
         return jsonify(error="send Content-Type: application/json"), 415
     origin = request.headers.get("Origin")
-    if origin is not None and origin != request.host_url.rstrip("/"):
+    if origin is not None and not _own_origin(origin):
         return jsonify(error="cross-origin admin request refused"), 403
     token = current_app.config.get("ADMIN_TOKEN")
     exposed = not _loopback(current_app.config.get("BIND_HOST")) or not _loopback(

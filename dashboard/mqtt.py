@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import ssl
@@ -84,6 +85,12 @@ class MqttSubscriber:
             )
             if self.username:
                 client.username_pw_set(self.username, self.password)
+                if self.password and not (tls or self.tls_ca) and not _is_loopback(host):
+                    logger.warning(
+                        "the dashboard's MQTT password crosses the network in clear text to "
+                        "%s; use mqtts:// (docs/operations.md)",
+                        host,
+                    )
             if tls or self.tls_ca:
                 # Verify the broker against the given CA (or the system's), hostname included.
                 context = ssl.create_default_context(cafile=self.tls_ca)
@@ -190,6 +197,15 @@ class MqttSubscriber:
             self.state.apply(info, wire.decode_availability(payload))
         else:
             self.state.apply(info, wire.decode(info, payload), raw=bytes(payload))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _printable(msg: mqtt.MQTTMessage) -> str:

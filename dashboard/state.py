@@ -24,6 +24,21 @@ MAX_ITEMS = 200
 _ENVELOPE = ("v", "type", "agent", "seq", "visit")
 MAX_VISITS = 500
 """Oldest visits are forgotten beyond this many, so a kiosk running for weeks stays small."""
+MAX_VISITS_PER_AGENT = 64
+"""Visits held for one agent at most: beyond it, that agent's own oldest visit goes. One
+agent (faulty or forged) can never push out another agent's live visit."""
+MAX_AGENTS = 256
+"""Agents held at most. A silent agent is forgotten after `AGENT_FORGET_S`; when the table is
+full, the longest-silent agent that is not online goes, and if every one is online a new id
+is refused (`agent_cap`)."""
+AGENT_FORGET_S = 900.0
+"""An agent not heard from for this long, with no visit held, is forgotten."""
+MAX_SEQ_RATE = 200.0
+"""Messages per second an agent can plausibly send (it sends fewer than 40): a `seq` further
+ahead of the last one than this rate allows since then (plus `SEQ_WINDOW`) is refused as
+`seq_jump`, so a forged seq of 2^53 neither counts 9e15 lost messages nor freezes a value."""
+MAX_FUTURE_S = 600.0
+"""A `ts` more than this far ahead of the dashboard's clock is refused (`ts_future`)."""
 RETENTION_S = 600.0
 """A finished visit is deleted this long after its last message (0: as soon as it ends)."""
 CROWD_K = 5
@@ -65,6 +80,8 @@ class Agent:
     skews: deque = field(default_factory=lambda: deque(maxlen=_SKEW_SAMPLES))
     raw_heartbeat: str | None = None
     current_visit: str | None = None  # the visit it sent about last
+    seq_at: float | None = None  # dashboard clock when max_seq was accepted
+    rejected: Counter = field(default_factory=Counter)  # reason -> its messages refused
 
     def skew_s(self) -> float | None:
         """Median of (agent ts − dashboard clock) over the last messages; None before any."""
@@ -221,12 +238,23 @@ class DashboardState:
         max_visits: int = MAX_VISITS,
         retention_s: float = RETENTION_S,
         crowd_k: int = CROWD_K,
+        max_agents: int = MAX_AGENTS,
+        max_visits_per_agent: int = MAX_VISITS_PER_AGENT,
+        agent_forget_s: float = AGENT_FORGET_S,
     ):
         if heartbeat_timeout_s <= 0:
             raise ValueError("heartbeat_timeout_s must be positive")
         self.heartbeat_timeout_s = float(heartbeat_timeout_s)
         self.clock: Clock = clock or time.time
         self.max_visits = max_visits
+        self.max_agents = int(max_agents)
+        self.max_visits_per_agent = int(max_visits_per_agent)
+        self.agent_forget_s = float(agent_forget_s)
+        if self.max_agents < 1 or self.max_visits_per_agent < 1 or self.agent_forget_s <= 0:
+            raise ValueError("max_agents and max_visits_per_agent ≥ 1, agent_forget_s > 0")
+        # Visits forgotten for the caps: their consent, so a visit rebuilt from a later
+        # message keeps the scopes its viewer chose (and the consent re-check with them).
+        self._evicted: OrderedDict[str, tuple[str, str | None, list[str]]] = OrderedDict()
         if retention_s < 0 or crowd_k < 1:
             raise ValueError("retention_s must be ≥ 0 and crowd_k ≥ 1")
         self.retention_s = float(retention_s)
@@ -243,6 +271,7 @@ class DashboardState:
         self._accepted: dict[str, int] = {}
         self._duplicates = 0
         self._restarts = 0
+        self._dropped_forgotten = 0  # gaps of agents no longer held: `dropped` never goes down
 
     # --- counters -------------------------------------------------------------------------
 
@@ -272,7 +301,8 @@ class DashboardState:
                 "accepted": dict(self._accepted),
                 "rejected": dict(self._rejected),
                 "duplicates": self._duplicates,
-                "dropped": sum(agent.gaps for agent in self._agents.values()),
+                "dropped": self._dropped_forgotten
+                + sum(agent.gaps for agent in self._agents.values()),
                 "restarts": self._restarts,
                 "agents": len(self._agents),
                 "agents_online": sum(self._online(a) for a in self._agents.values()),
@@ -293,22 +323,40 @@ class DashboardState:
         inferred from it. Returns False for a re-delivered duplicate, which changes nothing.
         """
         with self._cond:
-            if info.kind == "available":
-                self._apply_availability(info.agent, str(message))
-            elif isinstance(message, dict) and info.kind in ("heartbeat", *VISIT_TYPES):
-                if not self._check_seq(message):
-                    return False
-                text = raw.decode("utf-8", errors="replace") if raw is not None else None
-                if info.kind == "heartbeat":
-                    self._apply_heartbeat(message, text)
-                elif info.kind == "purge":
-                    self._apply_purge(message)
-                else:
-                    self._apply_visit_message(info.kind, message, text)
+            try:
+                applied = self._apply_locked(info, message, raw)
+            except WireError as exc:
+                known = self._agents.get(info.agent)
+                if known is not None:  # never an entry for an id that only sent rejects
+                    known.rejected[exc.reason] += 1
+                raise
+            if applied:
+                self._accepted[info.kind] = self._accepted.get(info.kind, 0) + 1
+            return applied
+
+    def _apply_locked(
+        self, info: TopicInfo, message: dict[str, Any] | str, raw: bytes | None
+    ) -> bool:
+        if info.kind == "available":
+            self._apply_availability(info.agent, str(message))
+        elif isinstance(message, dict) and info.kind in ("heartbeat", *VISIT_TYPES):
+            self._check_ts(message)
+            if not self._check_seq(message):
+                return False
+            text = raw.decode("utf-8", errors="replace") if raw is not None else None
+            if info.kind == "heartbeat":
+                self._apply_heartbeat(message, text)
+            elif info.kind == "purge":
+                self._apply_purge(message)
             else:
-                raise WireError("unknown_type", f"cannot apply {info.kind!r}")
-            self._accepted[info.kind] = self._accepted.get(info.kind, 0) + 1
-            return True
+                self._apply_visit_message(info.kind, message, text)
+        else:
+            raise WireError("unknown_type", f"cannot apply {info.kind!r}")
+        return True
+
+    def _check_ts(self, message: dict[str, Any]) -> None:
+        if message["ts"] > self.clock() + MAX_FUTURE_S:
+            raise WireError("ts_future", f"ts {message['ts']} is far ahead of this clock")
 
     def _check_seq(self, message: dict[str, Any]) -> bool:
         """Recognise re-deliveries, gaps and restarts from `seq`; False for a duplicate.
@@ -317,8 +365,16 @@ class DashboardState:
         process counts from 0 again: the same seq with another ts, a seq far below the last,
         or any lower seq that is not a late gap-filler right after the agent said "online".
         """
-        agent = self._agent(message["agent"])
+        agent = self._agents.get(message["agent"])
         seq, ts = message["seq"], message["ts"]
+        now = self.clock()
+        if agent is not None and agent.max_seq >= 0 and agent.seq_at is not None:
+            allowed = SEQ_WINDOW + MAX_SEQ_RATE * max(0.0, now - agent.seq_at)
+            if seq - agent.max_seq > allowed:
+                raise WireError(
+                    "seq_jump", f"seq {seq} is {seq - agent.max_seq} ahead of {agent.max_seq}"
+                )
+        agent = self._agent(message["agent"])
         seen = agent.seqs.get(seq)
         if seen is not None:
             if seen == ts:
@@ -340,6 +396,7 @@ class DashboardState:
             while len(agent.missing) > SEQ_WINDOW:
                 agent.missing.popitem(last=False)
             agent.max_seq = seq
+            agent.seq_at = now
         agent.seqs[seq] = ts
         while len(agent.seqs) > SEQ_WINDOW:
             agent.seqs.popitem(last=False)
@@ -352,13 +409,49 @@ class DashboardState:
         agent.seqs.clear()
         agent.missing.clear()
         agent.max_seq = -1
+        agent.seq_at = None
+        for visit in self._visits.values():
+            if visit.agent == agent.agent:
+                visit.signal_seq.clear()  # a new process counts from 0: its values are newer
 
     def _agent(self, agent_id: str) -> Agent:
         agent = self._agents.get(agent_id)
         if agent is None:
+            if len(self._agents) >= self.max_agents:
+                self._forget_silent_agents()
+            if len(self._agents) >= self.max_agents and not self._forget_one_agent():
+                raise WireError("agent_cap", f"{self.max_agents} agents held, all online")
             agent = self._agents[agent_id] = Agent(agent_id)
         agent.last_seen = self.clock()
         return agent
+
+    def _forget_agent(self, agent_id: str) -> None:
+        for visit in [v.visit for v in self._visits.values() if v.agent == agent_id]:
+            self._delete_visit(visit, purged=False)
+        self._dropped_forgotten += self._agents.pop(agent_id).gaps
+        self._changed("agent_gone", agent_id)
+
+    def _forget_silent_agents(self) -> None:
+        """Forget agents silent for `agent_forget_s` that hold no visit."""
+        now = self.clock()
+        holding = {v.agent for v in self._visits.values()}
+        silent = [
+            a.agent
+            for a in self._agents.values()
+            if a.agent not in holding and now - (a.last_seen or 0.0) >= self.agent_forget_s
+        ]
+        for agent_id in silent:
+            self._forget_agent(agent_id)
+
+    def _forget_one_agent(self) -> bool:
+        """The table is full: forget the longest-silent agent that is not online."""
+        offline = [a for a in self._agents.values() if not self._online(a)]
+        if not offline:
+            return False
+        holding = {v.agent for v in self._visits.values()}
+        oldest = min(offline, key=lambda a: (a.agent in holding, a.last_seen or 0.0))
+        self._forget_agent(oldest.agent)
+        return True
 
     def _apply_availability(self, agent_id: str, status: str) -> None:
         if status not in (ONLINE, OFFLINE):
@@ -386,11 +479,13 @@ class DashboardState:
             raise WireError("visit_agent_mismatch", f"{message['agent']} may not purge that visit")
         self._delete_visit(message["visit"])
 
-    def _delete_visit(self, visit_id: str) -> None:
+    def _delete_visit(self, visit_id: str, purged: bool = True) -> None:
         """Forget a visit and everything derived from it; late messages cannot revive it."""
-        self._purged[visit_id] = None
-        while len(self._purged) > _PURGED_MEMORY:
-            self._purged.popitem(last=False)
+        if purged:
+            self._purged[visit_id] = None
+            while len(self._purged) > _PURGED_MEMORY:
+                self._purged.popitem(last=False)
+            self._evicted.pop(visit_id, None)
         if self._visits.pop(visit_id, None) is not None:
             self._changed("purge", visit_id)
 
@@ -413,9 +508,16 @@ class DashboardState:
         known_agent = agent_id in self._agents
         agent = self._agent(agent_id)
         if visit is None:
+            self._make_room_for_visit(agent_id)
             self._order += 1
             visit = self._visits[visit_id] = Visit(visit_id, agent_id, self._order)
-            self._forget_oldest_visits()
+            evicted = self._evicted.pop(visit_id, None)
+            if evicted is not None and evicted[0] == agent_id:
+                visit.consent, visit.scopes = evicted[1], list(evicted[2])
+                if kind in SCOPE_OF and visit.scopes and SCOPE_OF[kind] not in visit.scopes:
+                    del self._visits[visit_id]
+                    self._evicted[visit_id] = evicted
+                    raise WireError("not_consented", f"visit {visit_id} did not consent to {kind}")
         agent.current_visit = visit_id
         visit.messages += 1
         visit.counts[kind] += 1
@@ -459,10 +561,33 @@ class DashboardState:
         if not known_agent:
             self._agent_changed(agent)
 
-    def _forget_oldest_visits(self) -> None:
-        while len(self._visits) > self.max_visits:
-            oldest = min(self._visits.values(), key=lambda v: (v.ended is None, v.order))
-            del self._visits[oldest.visit]
+    def _evict(self, visit: Visit) -> None:
+        """Forget a visit to make room; remember its consent in case it is rebuilt."""
+        self._evicted[visit.visit] = (visit.agent, visit.consent, list(visit.scopes))
+        while len(self._evicted) > _PURGED_MEMORY:
+            self._evicted.popitem(last=False)
+        self._delete_visit(visit.visit, purged=False)
+
+    def _make_room_for_visit(self, agent_id: str) -> None:
+        """Room for one more visit of `agent_id`, within its own cap and the global one.
+
+        Within its cap an agent loses its own oldest visit (ended ones first). At the global
+        cap the oldest ended or abandoned visit of any agent goes, else the agent's own
+        oldest; another agent's live visit never does. Nothing to give up: `visit_cap`.
+        """
+        own = [v for v in self._visits.values() if v.agent == agent_id]
+        if len(own) >= self.max_visits_per_agent:
+            self._evict(min(own, key=lambda v: (v.ended is None, v.order)))
+            return
+        if len(self._visits) < self.max_visits:
+            return
+        idle = [v for v in self._visits.values() if v.ended is not None or self._gone(v.agent)]
+        if idle:
+            self._evict(min(idle, key=lambda v: v.order))
+        elif own:
+            self._evict(min(own, key=lambda v: v.order))
+        else:
+            raise WireError("visit_cap", f"{self.max_visits} live visits of other agents held")
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -499,6 +624,7 @@ class DashboardState:
         data["gaps"] = agent.gaps
         data["duplicates"] = agent.duplicates
         data["restarts"] = agent.restarts
+        data["rejected"] = dict(agent.rejected)
         visit = self._visits.get(agent.current_visit or "")
         live = visit is not None and visit.ended is None and data["online"]
         attention = visit.signals.get("attention") if live and visit is not None else None
@@ -597,6 +723,7 @@ class DashboardState:
         ]
         for visit_id in expired:
             self._delete_visit(visit_id)
+        self._forget_silent_agents()
 
     def crowd(self, visit_id: str | None = None) -> dict[str, Any]:
         """Figures across visits, each shown only when at least `crowd_k` visits are behind it.
@@ -738,8 +865,11 @@ class DashboardState:
                     latest[(kind, key)] = None
             events = []
             for kind, key in latest:
+                if kind == "agent_gone":
+                    return Changes(self._version, [], resync=True)  # a fresh snapshot
                 if kind == "agent":
-                    events.append((kind, self._agent_json(self._agents[key])))
+                    if key in self._agents:
+                        events.append((kind, self._agent_json(self._agents[key])))
                 elif kind == "purge":
                     if key not in self._visits:
                         events.append((kind, {"visit": key}))
