@@ -46,6 +46,11 @@ MAX_INFER_EVERY = 6
 """When the model falls behind the camera, it runs on at most every 6th frame."""
 
 
+CONSENT_FACE_GAP_S = 1.0
+"""Consent given while a face was in front of the camera belongs to that face: when no face
+has been seen for this long before its visit started (a detection can miss a frame or two),
+the pending consent lapses rather than pass to whoever comes next."""
+
 MAX_LINE_SAMPLES = 1800
 """A "read this line" calibration keeps at most a minute of gaze at 30 Hz."""
 
@@ -84,6 +89,13 @@ class AgentConfig:
     max_visit_s: float = field(
         default=900.0, metadata={"help": "a visit ends after this long, whatever happens"}
     )
+    consent_wait_s: float = field(
+        default=5.0,
+        metadata={
+            "help": "viewer consent given with nobody in front of the camera lapses when no "
+            "face arrives within this long"
+        },
+    )
     retention_s: float = field(
         default=600.0,
         metadata={"help": "how long a finished visit is kept (0 = deleted when it ends)"},
@@ -109,6 +121,8 @@ class AgentConfig:
             raise ValueError("heartbeat_s must be > 0 and leave_after_s ≥ 0")
         if self.max_visit_s <= 0 or self.retention_s < 0:
             raise ValueError("max_visit_s must be > 0 and retention_s ≥ 0")
+        if not 0 < self.consent_wait_s <= 60:
+            raise ValueError("consent_wait_s must be in (0, 60]")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, not {self.profile!r}")
         if not 5.0 <= self.screen_width_cm <= 500.0:
@@ -186,6 +200,10 @@ class Agent:
         self._scopes: tuple[str, ...] = (
             tuple(config.scopes) if config.consent == "recorded-source" else ()
         )
+        # Viewer consent waiting for its visit: (monotonic time given, a face was present).
+        self._pending: tuple[float, bool] | None = None
+        self._last_face_at: float | None = None  # monotonic time of the last frame with a face
+        self.consents_lapsed = 0
         self.visit: Visit | None = None
         self.last_visit: PastVisit | None = None
         self.visits_started = 0
@@ -213,11 +231,37 @@ class Agent:
                 # A changed choice is a new visit, under a new name.
                 self._end_visit_locked("consent_changed")
             self._scopes = chosen
+            if self.visit is None and self.config.consent == "viewer":
+                # Pending until a face arrives: tied to the face present now, or to one that
+                # arrives within consent_wait_s if nobody is there yet.
+                self._pending = (time.monotonic(), self.face_present)
+
+    def _lapse_pending_locked(self, now: float) -> bool:
+        """Drop viewer consent that waited too long for its face; True if it lapsed."""
+        if self._pending is None or self.visit is not None or self.config.consent != "viewer":
+            return False
+        given_at, face_then = self._pending
+        last_face = max(given_at, self._last_face_at or given_at)
+        # A face-tied consent lapses once frames show the face gone; any pending consent lapses
+        # after consent_wait_s (also when no frame is analysed meanwhile).
+        lapsed = now - given_at > self.config.consent_wait_s or (
+            face_then and not self.face_present and now - last_face > CONSENT_FACE_GAP_S
+        )
+        if lapsed:
+            logger.info(
+                "consent lapsed: %s",
+                "the face it was given with left" if face_then else "no face arrived in time",
+            )
+            self._scopes = ()
+            self._pending = None
+            self.consents_lapsed += 1
+        return lapsed
 
     def withdraw_consent(self) -> None:
         """The viewer said stop: publish nothing more, end the visit and purge it everywhere."""
         with self._lock:
             self._scopes = ()
+            self._pending = None
             if self.visit is not None:
                 self._end_visit_locked("withdrawn")
                 self._purge_locked("withdrawn")
@@ -277,6 +321,7 @@ class Agent:
     def status(self) -> dict:
         """What the viewer page shows: consent, whether the screen is watching, presence."""
         with self._lock:
+            self._lapse_pending_locked(time.monotonic())
             return {
                 "agent": self.config.agent_id,
                 "consent_kind": self.config.consent,
@@ -368,9 +413,12 @@ class Agent:
             self._t_s = t_s
             self._expire_locked()
             visit = self.visit
+            if present:
+                self._last_face_at = now
             if visit is None:
-                if not (self._scopes and present):
+                if self._lapse_pending_locked(now) or not (self._scopes and present):
                     return
+                self._pending = None
                 visit = self._start_visit_locked(t_ms)
             if present:
                 visit.last_seen_ms = t_ms
