@@ -172,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(bench)
 
+    doc = sub.add_parser(
+        "doctor",
+        help="is this kiosk ready? checks and prints each item with a fix",
+        description="Check Python, the wheels, the model files, the camera, the broker, the "
+        "ports, the clock, temperature and throttling, disk space and Chromium; each finding "
+        "comes with a fix. Exit status 0 only when nothing failed.",
+    )
+    from onlooker.doctor import add_arguments as add_doctor_arguments
+
+    add_doctor_arguments(doc)
+
     ev = sub.add_parser("eval", help="score backends on labelled data")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     expr = ev_sub.add_parser(
@@ -445,6 +456,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from onlooker import doctor
+
+    return doctor.main(args)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from edge import assets, expression_eval
     from edge.face import MediaPipeFaceLandmarker
@@ -480,6 +497,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "eval": cmd_eval,
+    "doctor": cmd_doctor,
     "bench": cmd_bench,
     "demo": cmd_demo,
     "agent": cmd_agent,
