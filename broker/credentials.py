@@ -111,6 +111,8 @@ def _hash_all(passwords: dict[str, str], use_tool: bool) -> tuple[dict[str, str]
 
 def _read_passwd(path: Path) -> dict[str, str]:
     users: dict[str, str] = {}
+    if path.is_symlink():
+        raise CredentialsError(f"{path} is a symbolic link; refusing to follow it")
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip() and not line.startswith("#") and ":" in line:
@@ -120,14 +122,26 @@ def _read_passwd(path: Path) -> dict[str, str]:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write `text` to `path`, readable and writable by the owner only, atomically."""
+    """Write `text` to `path`, readable and writable by the owner only, atomically.
+
+    Never through a symlink: a link planted at `path` is refused, and the temporary file is
+    a fresh one (``O_EXCL``, ``O_NOFOLLOW``), so the secrets cannot be steered elsewhere.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    if path.is_symlink():
+        raise CredentialsError(f"{path} is a symbolic link; refusing to write secrets through it")
+    if path.exists() and not path.is_file():
+        raise CredentialsError(f"{path} exists and is not a regular file")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600, follow_symlinks=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def render_acl(prefix: str = wire.DEFAULT_PREFIX, dashboard_user: str = DASHBOARD_USER) -> str:
@@ -175,6 +189,14 @@ def generate(
     hashed, hasher = _hash_all(passwords, use_mosquitto_passwd)
 
     out_dir = Path(out_dir)
+    targets = ["passwd", "acl"] + [
+        f"{'dashboard' if user == dashboard_user else user}.env" for user in users
+    ]
+    for target in targets:  # all checked before anything is written
+        if (out_dir / target).is_symlink():
+            raise CredentialsError(
+                f"{out_dir / target} is a symbolic link; refusing to write secrets through it"
+            )
     passwd_path = out_dir / "passwd"
     existing = _read_passwd(passwd_path)
     existing.update(hashed)  # named users get a new password, the others are kept

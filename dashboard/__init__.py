@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "EXHIBITION_HOLD_S": 20.0,  # exhibition: a finished visit stays this long, then attract
     # Host names the dashboard answers to besides loopback and BIND_HOST (a list, or a
     # comma-separated string): any other Host header is refused, which stops DNS rebinding.
-    "TRUSTED_HOSTS": (),
+    "ALLOWED_HOSTS": (),
     "MAX_STREAMS": 16,  # open event streams at most; one more is refused with 503
 }
 ENV_OVERRIDES = {
@@ -46,7 +46,7 @@ ENV_OVERRIDES = {
     "ONLOOKER_MQTT_PASSWORD": "BROKER_PASSWORD",
     "ONLOOKER_MQTT_CA": "BROKER_TLS_CA",
     "ONLOOKER_ADMIN_TOKEN": "ADMIN_TOKEN",
-    "ONLOOKER_TRUSTED_HOSTS": "TRUSTED_HOSTS",
+    "ONLOOKER_ALLOWED_HOSTS": "ALLOWED_HOSTS",
 }
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -85,8 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def trusted_hosts(config: Any) -> tuple[str, ...]:
     """The host names (besides loopback) this dashboard answers to: where it listens, and
-    ``TRUSTED_HOSTS``. A wildcard bind address (0.0.0.0, ::) names no host."""
-    extra = config.get("TRUSTED_HOSTS") or ()
+    ``ALLOWED_HOSTS``. A wildcard bind address (0.0.0.0, ::) names no host."""
+    extra = config.get("ALLOWED_HOSTS") or ()
     if isinstance(extra, str):
         extra = extra.split(",")
     names = [str(h).strip().strip("[]").lower() for h in extra if str(h).strip()]

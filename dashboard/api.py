@@ -243,6 +243,12 @@ def admin_purge(visit_id: str) -> Response | tuple[Response, int]:
 def stream() -> Response:
     """Server-Sent Events: a ``snapshot``, then ``agent`` and ``visit`` events as they change."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    release = _take_stream_slot(app)
+    if release is None:
+        response = jsonify(error="too many open event streams; try again shortly")
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
     events = _events(
         _state(),
         app.extensions[STREAMS_STOP],
@@ -251,11 +257,44 @@ def stream() -> Response:
         max_s=float(app.config["SSE_MAX_S"]),
         min_interval_s=float(app.config["SSE_MIN_INTERVAL_S"]),
     )
-    return Response(
+    response = Response(
         events,
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.call_on_close(release)  # the server closes it when the stream ends or drops
+    return response
+
+
+STREAM_SLOTS = "onlooker_stream_slots"
+
+
+def _take_stream_slot(app: Flask) -> Any:
+    """A slot for one more event stream (each holds a server thread), or None at the cap.
+
+    Returns the function that gives the slot back; calling it twice gives back one slot.
+    """
+    lock, count = app.extensions.setdefault(STREAM_SLOTS, (threading.Lock(), [0]))
+    with lock:
+        if count[0] >= int(app.config["MAX_STREAMS"]):
+            return None
+        count[0] += 1
+    released = threading.Event()
+
+    def release() -> None:
+        with lock:
+            if not released.is_set():
+                released.set()
+                count[0] -= 1
+
+    return release
+
+
+def open_stream_count(app: Flask) -> int:
+    """Event streams open now."""
+    lock, count = app.extensions.setdefault(STREAM_SLOTS, (threading.Lock(), [0]))
+    with lock:
+        return count[0]
 
 
 def _event(kind: str, data: dict[str, Any]) -> str:

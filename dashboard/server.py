@@ -27,6 +27,12 @@ def _warn_if_exposed(app: Flask, host: str) -> None:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
+    if not loopback and not app.config.get("ALLOWED_HOSTS"):
+        logger.warning(
+            "listening on %s: browsers must use a loopback name or this address; set "
+            "ONLOOKER_ALLOWED_HOSTS to the names they use (any other Host is refused)",
+            host,
+        )
     if not loopback:
         logger.warning(
             "listening on %s: anyone on the network can watch the dashboard; reset and purge "

@@ -9,18 +9,25 @@ embedded broker's credentials. The seams faked here are the camera and the face 
 from __future__ import annotations
 
 import gc
+import http.client
+import json
+import logging
 import re
+import stat
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
-from broker import wire
+from broker import credentials, wire
 from dashboard import create_app
+from dashboard.api import open_stream_count
+from dashboard.server import DashboardServer
 from dashboard.state import MAX_AGENTS, DashboardState
 from edge.agent import Agent, AgentConfig
 from edge.face import FaceAnalyzer, FaceObservation
@@ -174,7 +181,7 @@ def test_the_dashboards_origin_check_uses_its_own_host_and_port(dashboard_app) -
 
 def test_a_configured_host_name_is_trusted_and_no_other() -> None:
     app = create_app(
-        {"MQTT_AUTOSTART": False, "TRUSTED_HOSTS": "kiosk-board.local", "BIND_HOST": "0.0.0.0"}
+        {"MQTT_AUTOSTART": False, "ALLOWED_HOSTS": "kiosk-board.local", "BIND_HOST": "0.0.0.0"}
     )
     client = app.test_client()
     assert client.get("/healthz", headers={"Host": "kiosk-board.local:8000"}).status_code == 200
@@ -477,3 +484,89 @@ def test_a_visit_rebuilt_after_eviction_keeps_its_consent_scopes() -> None:
     state.apply(*signal("expression", "kiosk-1", first, 4))  # rebuilt, with its scopes
     assert state.visit(first)["scopes"] == ["expression"]
     assert refused(state, *signal("attention", "kiosk-1", first, 5)) == "not_consented"
+
+
+# --- 7. event streams are capped --------------------------------------------------------------
+
+
+def open_stream(url: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.request("GET", "/api/stream")
+    return connection, connection.getresponse()
+
+
+def test_event_streams_are_capped_and_a_closed_one_frees_its_slot() -> None:
+    """The issue: 60 idle event streams held 64 server threads."""
+    app = create_app({"MQTT_AUTOSTART": False, "MAX_STREAMS": 4, "SSE_KEEPALIVE_S": 0.2,
+                      "SSE_POLL_S": 0.1})  # fmt: skip
+    threads_before = threading.active_count()
+    with DashboardServer(app, port=0) as server:
+        opened, statuses = [], []
+        for _ in range(60):
+            connection, response = open_stream(server.url)
+            statuses.append(response.status)
+            if response.status == 200:
+                opened.append((connection, response))  # the response holds the socket
+            else:
+                assert json.loads(response.read())["error"].startswith("too many")
+                connection.close()
+        threads = threading.active_count() - threads_before
+        print(f"\n60 stream requests: {statuses.count(200)} open, {statuses.count(503)} refused, "
+              f"{threads} server threads")  # fmt: skip
+        assert statuses.count(200) == 4 and statuses.count(503) == 56
+        assert threads <= 4 + 3
+        for closing in opened.pop():
+            closing.close()  # the server notices at its next keep-alive
+        assert wait_for(lambda: open_stream_count(app) == 3, 5)
+        connection, response = open_stream(server.url)
+        assert response.status == 200
+        connection.close()
+        for connection, response in opened:
+            response.close()
+            connection.close()
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# --- 8. the smaller items ---------------------------------------------------------------------
+
+
+def test_the_credentials_writer_refuses_a_planted_symlink(tmp_path: Path) -> None:
+    out = tmp_path / "onlooker"
+    out.mkdir()
+    elsewhere = tmp_path / "attacker-readable"
+    for planted in ("passwd", "kiosk-1.env", ".passwd.tmp"):
+        target = out / planted
+        target.symlink_to(elsewhere)
+        if planted.startswith("."):  # the old fixed temporary name: now never used
+            credentials.generate(out, ["kiosk-1"], use_mosquitto_passwd=False)
+        else:
+            with pytest.raises(credentials.CredentialsError, match="symbolic link"):
+                credentials.generate(out, ["kiosk-1"], use_mosquitto_passwd=False)
+        assert not elsewhere.exists(), planted
+        target.unlink()
+    written = credentials.generate(out, ["kiosk-1"], use_mosquitto_passwd=False)
+    assert stat.S_IMODE(written.passwd.stat().st_mode) == 0o600
+    assert sorted(p.name for p in out.iterdir()) == ["acl", "dashboard.env", "kiosk-1.env",
+                                                       "passwd"]  # fmt: skip
+
+
+def test_the_dashboard_warns_before_sending_its_password_in_clear_text(caplog) -> None:
+    settings = {"MQTT_AUTOSTART": False, "BROKER_USERNAME": "onlooker_dashboard",
+                "BROKER_PASSWORD": "secret"}  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="dashboard.mqtt"):
+        for url in ("mqtt://10.9.8.7:1", "mqtt://127.0.0.1:1"):
+            subscriber = create_app({**settings, "BROKER_URL": url}).extensions["onlooker_mqtt"]
+            subscriber.start()
+            subscriber.stop()
+    warnings = [r.getMessage() for r in caplog.records if "clear text" in r.getMessage()]
+    assert len(warnings) == 1 and "10.9.8.7" in warnings[0]
+    assert "secret" not in caplog.text
