@@ -242,11 +242,11 @@ def test_model_input_reproduces_skimage_resize(sample):
 # --- the backend -------------------------------------------------------------------------
 
 
-def test_registered_available_and_not_the_default():
+def test_registered_and_available_behind_the_default_fusion():
     models.refresh()
     info = {m.name: m for m in models.available_models()}["facex"]
     assert info.available and info.kind == "expression" and info.speed == "medium"
-    assert models.DEFAULT_EXPRESSION_MODEL == "blendshapes"
+    assert models.DEFAULT_EXPRESSION_MODEL == "fusion"  # facex is one of its two CNNs
     model = models.create_expression_model("facex", threads=1)
     assert isinstance(model, FacexExpressionModel) and model.name == "facex"
     model.close()
