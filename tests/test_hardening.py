@@ -570,3 +570,38 @@ def test_the_dashboard_warns_before_sending_its_password_in_clear_text(caplog) -
     warnings = [r.getMessage() for r in caplog.records if "clear text" in r.getMessage()]
     assert len(warnings) == 1 and "10.9.8.7" in warnings[0]
     assert "secret" not in caplog.text
+
+
+# --- 3. a client id cannot be taken over on production Mosquitto ------------------------------
+
+
+def test_a_credential_holder_cannot_take_over_another_kiosks_client_id(production_mosquitto):
+    """The issue: agents' client ids are predictable (onlooker-agent-<id>); kiosk-2 connecting
+    under kiosk-1's id kept kiosk-1 flapping offline (20 of 40 samples online in 20 s)."""
+    broker = production_mosquitto(["kiosk-1", "kiosk-2"])
+    events: list[str] = []
+
+    def client(user: str) -> mqtt.Client:
+        made = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="onlooker-agent-kiosk-1")
+        made.username_pw_set(*broker.credentials(user))
+        made.on_connect = lambda c, u, f, rc, p: events.append(f"{user} connect {rc}")
+        made.on_disconnect = lambda c, u, f, rc, p: events.append(f"{user} disconnect {rc}")
+        made.connect("127.0.0.1", broker.port)
+        made.loop_start()
+        return made
+
+    victim = client("kiosk-1")
+    assert wait_for(lambda: "kiosk-1 connect Success" in events, 5), events
+    intruder = client("kiosk-2")
+    assert wait_for(lambda: "kiosk-2 connect Success" in events, 5), events
+    time.sleep(1.0)
+    try:
+        assert not any(e.startswith("kiosk-1 disconnect") for e in events), events
+        assert victim.is_connected() and intruder.is_connected()
+        # A listener setting placed before its `listener` line would open Mosquitto's
+        # default listener on port 1883, on every interface: only the test's port is open.
+        assert "port 1883" not in broker.log.read_text()
+    finally:
+        for made in (victim, intruder):
+            made.disconnect()
+            made.loop_stop()
