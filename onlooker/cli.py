@@ -183,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_doctor_arguments(doc)
 
+    kiosk = sub.add_parser(
+        "kiosk", help="set this machine up as a kiosk: systemd unit and Chromium autostart"
+    )
+    from onlooker.kiosk import add_arguments as add_kiosk_arguments
+
+    add_kiosk_arguments(kiosk)
+
     ev = sub.add_parser("eval", help="score backends on labelled data")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     expr = ev_sub.add_parser(
@@ -462,6 +469,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.main(args)
 
 
+def cmd_kiosk(args: argparse.Namespace) -> int:
+    from onlooker import kiosk
+
+    try:
+        return kiosk.main(args)
+    except (kiosk.KioskError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from edge import assets, expression_eval
     from edge.face import MediaPipeFaceLandmarker
@@ -498,6 +514,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 COMMANDS = {
     "eval": cmd_eval,
     "doctor": cmd_doctor,
+    "kiosk": cmd_kiosk,
     "bench": cmd_bench,
     "demo": cmd_demo,
     "agent": cmd_agent,
