@@ -250,11 +250,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _default_source() -> tuple[str, str]:
-    """Webcam 0 when it opens, else the looping sample video; returns (spec, consent)."""
+    """A camera module, else webcam 0 when it opens, else the looping sample video; returns
+    (spec, consent)."""
     import cv2
 
-    from edge import assets
+    from edge import assets, picamera
 
+    if picamera.available():
+        return "picamera", "viewer"
     quiet, previous = cv2.utils.logging.LOG_LEVEL_SILENT, cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(quiet)  # "no camera" is an answer here, not an error
     try:
@@ -265,8 +268,45 @@ def _default_source() -> tuple[str, str]:
         cv2.utils.logging.setLogLevel(previous)
     if opened:
         return "0", "viewer"
-    logger.info("no webcam found: using the recorded sample video")
+    logger.info(
+        "no webcam opened (on macOS and Windows the system may be withholding it: allow "
+        "camera access for this terminal in the privacy settings): using the recorded sample video"
+    )
     return str(assets.asset_path(assets.SAMPLE_VIDEO)), "recorded-source"
+
+
+def _ensure_models() -> None:
+    """Fetch the model files once, so `pip install .` then `onlooker demo` is enough."""
+    from edge import assets
+
+    cache = assets.cache_dir()
+    missing = [
+        name
+        for name, asset in assets.ASSETS.items()
+        if name.endswith((".task", ".tflite")) and not assets.verify(cache / name, asset.sha256)
+    ]
+    if missing:
+        print(f"first run: fetching {', '.join(missing)} into {cache} (once)", flush=True)
+        try:
+            assets.fetch(missing, progress=print)
+        except assets.AssetError as exc:
+            raise CliError(str(exc)) from exc
+
+
+def _check_camera(spec: str) -> None:
+    """Before the demo starts on a camera: the doctor's camera finding, and stop if it failed."""
+    from onlooker import doctor
+
+    if not (spec.isdigit() or spec.startswith("picamera")):
+        return
+    finding = doctor.check_camera(spec)
+    if finding.status in (doctor.WARN, doctor.FAIL):
+        print(doctor.format_finding(finding), file=sys.stderr, flush=True)
+    if finding.status == doctor.FAIL:
+        raise CliError(
+            f"camera {spec} is not usable (the doctor's finding above); fix it, or run the "
+            "demo on a recorded video: onlooker demo --source VIDEO"
+        )
 
 
 def _sigterm_stops(stop) -> None:
@@ -275,6 +315,22 @@ def _sigterm_stops(stop) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    if hasattr(signal, "SIGBREAK"):  # Windows: how the demo asks its agent to stop
+        signal.signal(signal.SIGBREAK, handler)
+
+
+def _spawn(command: list[str]) -> subprocess.Popen:
+    """A child that `_ask_to_stop` can stop cleanly on every OS (it says `offline` first)."""
+    if sys.platform == "win32":  # no SIGTERM there: Ctrl-Break to its own process group
+        return subprocess.Popen(command, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    return subprocess.Popen(command)
+
+
+def _ask_to_stop(process: subprocess.Popen) -> None:
+    if sys.platform == "win32":
+        process.send_signal(signal.CTRL_BREAK_EVENT)
+    else:
+        process.terminate()
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -396,7 +452,9 @@ def _wait_for_signal(timeout: float | None = None) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _ensure_models()
     spec, consent = (args.source, None) if args.source else _default_source()
+    _check_camera(spec)
     broker = None if args.broker else _start_broker(0)
     broker_url = args.broker or broker.url
     dashboard = agent = None
@@ -411,7 +469,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         command += ["--consent", consent] if consent else []
         command += ["--fast"] if args.fast else []
         command += [] if args.loop else ["--no-loop"]
-        agent = subprocess.Popen(command)
+        agent = _spawn(command)
         viewer_url = f"http://127.0.0.1:{args.viewer_port}/"
         print(
             f"\nOnlooker demo running\n  dashboard    {dashboard.url}\n"
@@ -438,7 +496,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 break
     finally:
         if agent and agent.poll() is None:
-            agent.terminate()
+            _ask_to_stop(agent)
             try:
                 agent.wait(timeout=10)
             except subprocess.TimeoutExpired:
