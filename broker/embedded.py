@@ -4,9 +4,18 @@ A `mosquitto` binary is preferred when one is installed: it is the broker produc
 it speaks MQTT 5 and 3.1.1, and it delivers last wills. Without one, amqtt (pure Python,
 MQTT 3.1.1 only) runs in-process on its own asyncio loop in a daemon thread.
 
-Either way the broker listens on a loopback address only, allows anonymous clients and keeps
-nothing on disk, so it is fit for a kiosk or a classroom laptop, never for a network of
-kiosks: those need a real Mosquitto with its own configuration, ACLs and credentials.
+Either way the broker listens on a loopback address only and keeps nothing on disk, so it is
+fit for a kiosk or a classroom laptop, never for a network of kiosks: those need a real
+Mosquitto with its own configuration, ACLs and credentials.
+
+By default it allows anonymous clients. `EmbeddedBroker(agents=[...])` (what `onlooker demo`
+runs) makes credentials for this run instead: a random password for each named agent and
+for the dashboard, and the production ACL (an agent writes only its own topics and reads
+only its own commands; the dashboard reads everything). Mosquitto enforces both, and gives
+each client the client id of its username. amqtt cannot be made to enforce the same rules
+here (its ACL plugin lets every publish through when no publish rules are set, and this
+module does not configure its password plugin), so with amqtt the broker stays anonymous
+and open to every local process, and says so in a warning.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import ipaddress
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -27,9 +37,12 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from broker import wire
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +133,14 @@ def _tail(path: Path) -> str:
 class EmbeddedBroker:
     """A loopback-only MQTT broker (mosquitto subprocess or in-process amqtt) for one process."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, prefer: str = "auto"):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        prefer: str = "auto",
+        agents: Sequence[str] | None = None,
+        prefix: str = wire.DEFAULT_PREFIX,
+    ):
         if prefer not in PREFERENCES:
             raise ValueError(f"prefer={prefer!r}; choose one of {PREFERENCES}")
         if not 0 <= port < 65536:
@@ -129,6 +149,10 @@ class EmbeddedBroker:
         self.port = port
         self.prefer = prefer
         self.kind = ""
+        # Per-run credentials (agents=[...]): username -> password, made at start.
+        self.agents = None if agents is None else [wire.check_agent_id(a) for a in agents]
+        self.prefix = wire.check_prefix(prefix)
+        self._passwords: dict[str, str] = {}
         self._requested_port = port
         self._lock = threading.Lock()
         self._tmpdir: Path | None = None
@@ -146,6 +170,27 @@ class EmbeddedBroker:
         """Broker URL for clients, e.g. ``mqtt://127.0.0.1:18830``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"mqtt://{host}:{self.port}"
+
+    @property
+    def secured(self) -> bool:
+        """True while clients need this run's credentials and the ACL holds (Mosquitto only)."""
+        return bool(self._passwords) and self.kind == "mosquitto"
+
+    def credentials(self, name: str) -> tuple[str, str]:
+        """(username, password) of an agent named at construction, or of ``"dashboard"``."""
+        from broker.credentials import DASHBOARD_USER
+
+        user = DASHBOARD_USER if name == "dashboard" else name
+        if user not in self._passwords:
+            raise KeyError(f"no credentials for {name!r} (secured: {self.secured})")
+        return user, self._passwords[user]
+
+    def client_env(self, name: str) -> dict[str, str]:
+        """ONLOOKER_MQTT_USERNAME and _PASSWORD for `name`; empty when the broker is open."""
+        if not self.secured:
+            return {}
+        user, password = self.credentials(name)
+        return {"ONLOOKER_MQTT_USERNAME": user, "ONLOOKER_MQTT_PASSWORD": password}
 
     @property
     def running(self) -> bool:
@@ -175,6 +220,12 @@ class EmbeddedBroker:
             if self.running:
                 return self
             kind = self._choose_kind()
+            if self.agents is not None and kind == "amqtt":
+                logger.warning(
+                    "the embedded amqtt broker enforces no credentials and no ACL: any local "
+                    "process can read every message and publish as any agent; install "
+                    "mosquitto for per-run credentials and an ACL"
+                )
             began = time.monotonic()
             attempts = _PORT_ATTEMPTS if self._requested_port == 0 else 1
             for attempt in range(1, attempts + 1):
@@ -236,12 +287,40 @@ class EmbeddedBroker:
 
     # --- mosquitto ------------------------------------------------------------------------
 
-    def _mosquitto_config(self) -> str:
+    def _write_credentials(self, folder: Path) -> list[str]:
+        """Passwords and the ACL for this run, in `folder` (mode 0700); config lines."""
+        from broker import credentials
+
+        users = [*(self.agents or ()), credentials.DASHBOARD_USER]
+        self._passwords = {user: secrets.token_urlsafe(24) for user in users}
+        passwd = folder / "passwd"
+        acl = folder / "acl"
+        for path, text in (
+            (passwd, "".join(
+                f"{u}:{credentials.hash_password(p)}\n" for u, p in self._passwords.items()
+            )),
+            (acl, credentials.render_acl(self.prefix)),
+        ):  # fmt: skip
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        # As root, mosquitto would drop to the `mosquitto` user and lose these 0600 files: it
+        # keeps the privileges of whoever started it instead (that is, of Onlooker).
+        as_root = ["user root"] if os.geteuid() == 0 else []
+        return [
+            *as_root,
+            "use_username_as_clientid true",  # a listener setting: after the listener line
+            "allow_anonymous false",
+            f"password_file {passwd}",
+            f"acl_file {acl}",
+        ]
+
+    def _mosquitto_config(self, secured: list[str] | None = None) -> str:
         return "\n".join(
             [
                 "# Generated by onlooker broker/embedded.py; deleted when the broker stops.",
                 f"listener {self.port} {self.host}",
-                "allow_anonymous true",
+                *(secured or ["allow_anonymous true"]),
                 "persistence false",
                 f"max_packet_size {MAX_PACKET_BYTES}",
                 "log_dest stderr",
@@ -258,9 +337,10 @@ class EmbeddedBroker:
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError('mosquitto disappeared; install it or use prefer="amqtt"')
-        self._tmpdir = Path(tempfile.mkdtemp(prefix="onlooker-mosquitto-"))
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="onlooker-mosquitto-"))  # mode 0700
+        secured = self._write_credentials(self._tmpdir) if self.agents is not None else None
         conf = self._tmpdir / "mosquitto.conf"
-        conf.write_text(self._mosquitto_config(), encoding="utf-8")
+        conf.write_text(self._mosquitto_config(secured), encoding="utf-8")
         # A file, not a pipe: nobody has to drain it, and it is there to show on failure.
         # It is opened here, so mosquitto dropping root privileges cannot lock it out.
         self._log_path = self._tmpdir / "mosquitto.log"

@@ -25,12 +25,15 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from broker import credentials, wire
+from broker.embedded import EmbeddedBroker, find_mosquitto
+from conftest import get_json, require
 from dashboard import create_app
 from dashboard.api import open_stream_count
 from dashboard.server import DashboardServer
 from dashboard.state import MAX_AGENTS, DashboardState
 from edge.agent import Agent, AgentConfig
 from edge.face import FaceAnalyzer, FaceObservation
+from edge.publisher import MqttAuth, SignalPublisher
 from edge.sources import Frame, FrameSource
 from edge.viewer import TOKEN_HEADER, create_viewer_app
 
@@ -605,3 +608,96 @@ def test_a_credential_holder_cannot_take_over_another_kiosks_client_id(productio
         for made in (victim, intruder):
             made.disconnect()
             made.loop_stop()
+
+
+# --- 6. the embedded broker: per-run credentials and the production ACL ------------------------
+
+
+def test_the_embedded_mosquitto_takes_only_this_runs_credentials_and_holds_the_acl(
+    dashboard_on,
+) -> None:
+    """The issue: any local process could subscribe to everything on the embedded broker and
+    publish as the agent (a forged purge deleted a real visit)."""
+    require(find_mosquitto() is not None, "mosquitto is not installed")
+    with EmbeddedBroker(prefer="mosquitto", agents=["kiosk-1"]) as broker:
+        assert broker.secured
+        user, password = broker.credentials("dashboard")
+        dashboard = dashboard_on(broker.url, BROKER_USERNAME=user, BROKER_PASSWORD=password)
+        publisher = SignalPublisher(broker.url, "kiosk-1",
+                                    auth=MqttAuth(*broker.credentials("kiosk-1")))  # fmt: skip
+        publisher.start(wait_s=5)
+        visit = "7e57000000000001"
+        try:
+            publisher.publish("visit", visit=visit, event="start", consent="viewer",
+                              scopes=["expression"])  # fmt: skip
+            assert wait_for(lambda: visit_ids(dashboard) == [visit], 5)
+
+            # A local process without this run's password: no connection at all.
+            for creds in (None, ("kiosk-1", "guess"), ("onlooker_dashboard", "")):
+                assert connack(broker.port, creds).is_failure, creds
+            # The agent's own credentials: its topics only, and nothing to read.
+            intruder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="x")
+            intruder.username_pw_set(*broker.credentials("kiosk-1"))
+            seen: list[str] = []
+            intruder.on_message = lambda c, u, m: seen.append(m.topic)
+            intruder.connect("127.0.0.1", broker.port)
+            intruder.loop_start()
+            try:
+                intruder.subscribe("onlooker/#", qos=1)
+                forged = wire.message("purge", agent="kiosk-2", seq=1, ts=time.time(),
+                                      visit=visit, reason="forget")  # fmt: skip
+                topic = wire.Topics().for_message(forged)
+                intruder.publish(topic, wire.encode(forged), qos=1).wait_for_publish(5)
+                publisher.publish("expression", visit=visit, label="joy", score=0.8, valence=0.6,
+                                  arousal=0.5, reason_units=[], reason_shapes=[],
+                                  reason_values=[], relative_to_rest=False)  # fmt: skip
+                assert wait_for(lambda: (visit_json(dashboard, visit) or {}).get("expression"), 5)
+                time.sleep(0.5)
+            finally:
+                intruder.disconnect()
+                intruder.loop_stop()
+            assert seen == []  # nothing to read for an agent
+            assert visit_ids(dashboard) == [visit]
+            # kiosk-2's topic is not kiosk-1's to write: the broker dropped the forged purge
+            # (had it arrived, the dashboard would have counted a visit_agent_mismatch).
+            assert health(dashboard)["rejected"] == {}
+        finally:
+            publisher.stop()
+
+
+def test_the_embedded_broker_stays_open_by_default_and_amqtt_says_it_cannot_enforce(
+    caplog,
+) -> None:
+    with EmbeddedBroker(prefer="amqtt", agents=["kiosk-1"]) as broker:
+        assert not broker.secured and broker.client_env("kiosk-1") == {}
+        assert not connack(broker.port, None).is_failure
+    assert "enforces no credentials and no ACL" in caplog.text
+
+
+def connack(port: int, creds: tuple[str, str] | None):
+    codes: list = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{time.time_ns()}")
+    if creds is not None:
+        client.username_pw_set(*creds)
+    client.on_connect = lambda c, u, f, rc, p: codes.append(rc)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert wait_for(lambda: codes, 5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return codes[0]
+
+
+def visit_ids(dashboard) -> list[str]:
+    return [v["visit"] for v in get_json(dashboard.url + "/api/visits")["visits"]]
+
+
+def visit_json(dashboard, visit: str) -> dict | None:
+    return next((v for v in get_json(dashboard.url + "/api/visits")["visits"]
+                 if v["visit"] == visit), None)  # fmt: skip
+
+
+def health(dashboard) -> dict:
+    return get_json(dashboard.url + "/healthz")
