@@ -319,11 +319,11 @@ def _sigterm_stops(stop) -> None:
         signal.signal(signal.SIGBREAK, handler)
 
 
-def _spawn(command: list[str]) -> subprocess.Popen:
+def _spawn(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     """A child that `_ask_to_stop` can stop cleanly on every OS (it says `offline` first)."""
     if sys.platform == "win32":  # no SIGTERM there: Ctrl-Break to its own process group
-        return subprocess.Popen(command, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
-    return subprocess.Popen(command)
+        return subprocess.Popen(command, env=env, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    return subprocess.Popen(command, env=env)
 
 
 def _ask_to_stop(process: subprocess.Popen) -> None:
@@ -398,13 +398,18 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_dashboard(broker_url: str, host: str, port: int, retention_s: float):
+def _serve_dashboard(
+    broker_url: str, host: str, port: int, retention_s: float, auth: tuple[str, str] | None = None
+):
     from dashboard import create_app
     from dashboard.server import DashboardServer
 
     if retention_s < 0:
         raise CliError("--retention must be 0 or more seconds")
-    app = create_app({"BROKER_URL": broker_url, "RETENTION_S": retention_s})
+    config = {"BROKER_URL": broker_url, "RETENTION_S": retention_s}
+    if auth is not None:  # the embedded broker's per-run credentials
+        config.update(BROKER_USERNAME=auth[0], BROKER_PASSWORD=auth[1])
+    app = create_app(config)
     try:
         return DashboardServer(app, host=host, port=port).start()
     except OSError as exc:
@@ -421,11 +426,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_broker(port: int, prefer: str = "auto"):
+def _broker_access(broker) -> str:
+    return "this run's credentials only" if broker.secured else "open to local processes"
+
+
+def _start_broker(port: int, prefer: str = "auto", agents: list[str] | None = None):
     from broker.embedded import BrokerError, EmbeddedBroker
 
     try:
-        return EmbeddedBroker(port=port, prefer=prefer).start()
+        return EmbeddedBroker(port=port, prefer=prefer, agents=agents).start()
     except (BrokerError, OSError) as exc:
         raise CliError(f"could not start the embedded broker: {exc}") from exc
 
@@ -455,11 +464,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _ensure_models()
     spec, consent = (args.source, None) if args.source else _default_source()
     _check_camera(spec)
-    broker = None if args.broker else _start_broker(0)
+    # The demo's own broker takes only this run's credentials (with Mosquitto): no other local
+    # process can read what the agent sends or speak for it.
+    broker = None if args.broker else _start_broker(0, agents=[args.agent_id])
     broker_url = args.broker or broker.url
     dashboard = agent = None
     try:
-        dashboard = _serve_dashboard(broker_url, "127.0.0.1", args.dashboard_port, args.retention)
+        auth = broker.credentials("dashboard") if broker is not None and broker.secured else None
+        dashboard = _serve_dashboard(
+            broker_url, "127.0.0.1", args.dashboard_port, args.retention, auth=auth
+        )
         command = [
             sys.executable, "-m", "onlooker", "--log-level", args.log_level, "agent",
             "--source", spec, "--broker", broker_url, "--agent-id", args.agent_id,
@@ -469,14 +483,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         command += ["--consent", consent] if consent else []
         command += ["--fast"] if args.fast else []
         command += [] if args.loop else ["--no-loop"]
-        agent = _spawn(command)
+        # Credentials through the environment (readable by this user only), never argv.
+        env = {**os.environ, **(broker.client_env(args.agent_id) if broker is not None else {})}
+        agent = _spawn(command, env)
         viewer_url = f"http://127.0.0.1:{args.viewer_port}/"
         print(
             f"\nOnlooker demo running\n  dashboard    {dashboard.url}\n"
             f"  exhibition   {dashboard.url}/?mode=exhibition\n"
             f"  teacher      {dashboard.url}/?mode=teacher\n"
             f"  viewer page  {viewer_url}\n  broker       {broker_url}"
-            + (f" ({broker.kind}, embedded)" if broker else "")
+            + (f" ({broker.kind}, embedded, {_broker_access(broker)})" if broker else "")
             + "\n  stop with Ctrl-C"
             + (f" (or after {args.duration:g} s)" if args.duration else "")
             + "\n",
