@@ -30,9 +30,9 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -147,6 +147,10 @@ def peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    try:
+        import resource  # not on Windows
+    except ImportError:
+        return float("nan")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -315,7 +319,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """One configuration: (a) and (b) alternating for `rounds` rounds, in this process."""
     from broker.embedded import EmbeddedBroker
 
-    if spec.get("cpus"):
+    if spec.get("cpus") and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(spec["cpus"]))
     frames = FrameFile(Path(spec["frames"]))
     model_path = Path(spec["model"])
@@ -342,7 +346,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         "landmarker": landmarker.summary(),
         "pipeline": pipeline.summary(),
         "broker": broker_kind,
-        "affinity": sorted(os.sched_getaffinity(0)),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
     }
 
 
@@ -446,7 +450,9 @@ def machine() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 (a missing version is only left out)
             pass
     from broker.embedded import find_mosquitto
+    from onlooker.kiosk import board_model
 
+    board = board_model(Path("/"))
     mosquitto = find_mosquitto()
     broker = "amqtt (no mosquitto)"
     if mosquitto:
@@ -461,8 +467,14 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": versions,
         "broker": broker,
-        "load": [round(x, 2) for x in os.getloadavg()],
+        "load": _load(),
+        "board": board or None,
     }
+
+
+def _load() -> list[float]:
+    """The 1/5/15-minute load averages (NaN on Windows, which has none)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else [math.nan] * 3
 
 
 def machine_line(m: dict[str, Any]) -> str:
@@ -518,7 +530,41 @@ def format_report(report: dict[str, Any]) -> str:
         for t in report["targets"]:
             mark = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
             lines.append(f"  [{mark:>7}] {t['target']}: {t['measured']}")
+    lines += ["", "One line to paste back (an issue, or docs/performance.md):", paste_line(report)]
     return "\n".join(lines)
+
+
+def board_state() -> dict[str, str]:
+    """Temperature and throttling at the end of the run, where the board reports them."""
+    from onlooker.doctor import INFO, check_temperature, check_throttling
+
+    found = {"temp": check_temperature(), "throttled": check_throttling()}
+    return {k: f.detail.split(":")[0].split(" (")[0] for k, f in found.items() if f.status != INFO}
+
+
+def paste_line(report: dict[str, Any]) -> str:
+    """Everything needed to compare two machines, on one line (`onlooker-bench 1;` first)."""
+    m, v = report["machine"], report["video"]
+    fields = [
+        "onlooker-bench 1",
+        f"board={m.get('board') or '-'}",
+        f"cpu={m['cpu']}",
+        f"arch={m['arch']}",
+        f"cpus={m['cpus']}",
+        f"mem={m['memory_gb']}GB",
+        f"os={m['os']}",
+        f"python={m['python']}",
+        f"mediapipe={m['versions'].get('mediapipe', '?')}",
+        f"video={v['name']}:{v['frames']}x{v['width']}x{v['height']}",
+    ]
+    for row in report["rows"]:
+        where = f"{row['key']}/{'all' if row['cores'] == 'all' else row['cores'] + 'core'}"
+        if "fps" in row:
+            fields.append(f"{where}={row['fps']:.1f}fps,p95={row['ms_p95']:.1f}ms")
+        else:
+            fields.append(f"{where}=skipped")
+    fields += [f"{k}={val}" for k, val in (m.get("board_state") or {}).items()]
+    return "; ".join(fields)
 
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -635,7 +681,8 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 "peer_fields": 1 + 7,
             }
         report["targets"] = targets(report["rows"])
-        report["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
+        report["machine"]["load_end"] = _load()
+        report["machine"]["board_state"] = board_state()
         return report
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -810,7 +857,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.cpus:
+    if args.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))), flush=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +57,15 @@ def test_edge_benchmark_reports_every_row(tmp_path: Path, model_path: Path, samp
     assert "fps" in pi or "skipped" in pi  # a profile the agent lacks is a row with a reason
     assert not any("failed" in row for row in report["rows"])
     assert "peer" not in {row["key"] for row in report["rows"]}
+
+    # the one line a Pi owner pastes back: the machine and every row's fps, nothing to edit
+    pasted = [line for line in text.splitlines() if line.startswith("onlooker-bench 1; ")]
+    assert len(pasted) == 1, text
+    fields = dict(field.split("=", 1) for field in pasted[0].split("; ")[1:])
+    assert fields["arch"] == platform.machine() and fields["cpus"] == str(os.cpu_count())
+    assert fields["video"] == "WolfgangLanger_Pexels.mp4:60x640x360"
+    landmarker = rows[("landmarker:default", "1")]
+    assert fields["landmarker:default/1core"] == (
+        f"{landmarker['fps']:.1f}fps,p95={landmarker['ms_p95']:.1f}ms"
+    )
+    assert fields["pipeline:default/all"].endswith("ms")
