@@ -203,10 +203,16 @@ def check_camera(spec: str | None, seconds: float = 3.0, min_fps: float = 10.0) 
                 "connect the camera (module: ribbon cable, `rpicam-hello --list-cameras`; "
                 "USB: another port), or pass --source with the camera to check",
             )  # fmt: skip
+    import cv2
+
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the finding says it
     try:
         source = open_source(spec, loop=True, realtime=True)
     except SourceError as exc:
         return Finding("camera", FAIL, f"{spec}: {exc}", _camera_fix(spec))
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
     if source.kind == "video":
         seconds = min(seconds, 1.5)  # a file needs no warm-up
     times, lit, frames = [], 0, 0
