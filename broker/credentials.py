@@ -124,8 +124,9 @@ def _read_passwd(path: Path) -> dict[str, str]:
 def _write_private(path: Path, text: str) -> None:
     """Write `text` to `path`, readable and writable by the owner only, atomically.
 
-    Never through a symlink: a link planted at `path` is refused, and the temporary file is
-    a fresh one (``O_EXCL``, ``O_NOFOLLOW``), so the secrets cannot be steered elsewhere.
+    Never through a symlink: a link planted at `path` is refused, and the temporary file is a
+    fresh one with a random name (``mkstemp``: ``O_EXCL``, mode 0600), so the secrets cannot
+    be steered elsewhere.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_symlink():
@@ -135,9 +136,8 @@ def _write_private(path: Path, text: str) -> None:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp made it 0600
             handle.write(text)
-        os.chmod(tmp, 0o600, follow_symlinks=False)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -53,6 +53,9 @@ STOP_TIMEOUT_S = 5.0
 MAX_PACKET_BYTES = 65536
 """Far above the wire's own 2 KiB limit, yet a broken client cannot make the broker buffer MBs."""
 
+OBSERVER_USER = "onlooker_observer"
+"""The read-only user of a secured embedded broker (not a valid agent id: it has an "_")."""
+
 _PORT_ATTEMPTS = 3  # a port picked by probing can be taken by someone else before we bind it
 # Debian/Ubuntu put it in sbin, which a normal user's PATH lacks; Homebrew on Apple silicon too.
 _MOSQUITTO_FALLBACK_PATHS = (
@@ -153,6 +156,7 @@ class EmbeddedBroker:
         self.agents = None if agents is None else [wire.check_agent_id(a) for a in agents]
         self.prefix = wire.check_prefix(prefix)
         self._passwords: dict[str, str] = {}
+        self.observer_env: Path | None = None  # a 0600 file: the read-only user's credentials
         self._requested_port = port
         self._lock = threading.Lock()
         self._tmpdir: Path | None = None
@@ -177,10 +181,11 @@ class EmbeddedBroker:
         return bool(self._passwords) and self.kind == "mosquitto"
 
     def credentials(self, name: str) -> tuple[str, str]:
-        """(username, password) of an agent named at construction, or of ``"dashboard"``."""
+        """(username, password) of an agent named at construction, ``"dashboard"`` (reads all,
+        writes only commands) or ``"observer"`` (reads all, writes nothing)."""
         from broker.credentials import DASHBOARD_USER
 
-        user = DASHBOARD_USER if name == "dashboard" else name
+        user = {"dashboard": DASHBOARD_USER, "observer": OBSERVER_USER}.get(name, name)
         if user not in self._passwords:
             raise KeyError(f"no credentials for {name!r} (secured: {self.secured})")
         return user, self._passwords[user]
@@ -291,22 +296,32 @@ class EmbeddedBroker:
         """Passwords and the ACL for this run, in `folder` (mode 0700); config lines."""
         from broker import credentials
 
-        users = [*(self.agents or ()), credentials.DASHBOARD_USER]
+        users = [*(self.agents or ()), credentials.DASHBOARD_USER, OBSERVER_USER]
         self._passwords = {user: secrets.token_urlsafe(24) for user in users}
         passwd = folder / "passwd"
         acl = folder / "acl"
+        # The observer only reads: for a person who wants to watch the wire themselves.
+        observer_acl = f"\n# Reads everything, writes nothing.\nuser {OBSERVER_USER}\n" + (
+            f"topic read {self.prefix}/#\n"
+        )
+        user, password = OBSERVER_USER, self._passwords[OBSERVER_USER]
+        self.observer_env = folder / "observer.env"
         for path, text in (
             (passwd, "".join(
                 f"{u}:{credentials.hash_password(p)}\n" for u, p in self._passwords.items()
             )),
-            (acl, credentials.render_acl(self.prefix)),
+            (acl, credentials.render_acl(self.prefix) + observer_acl),
+            (self.observer_env,
+             f"ONLOOKER_MQTT_USERNAME={user}\nONLOOKER_MQTT_PASSWORD={password}\n"),
         ):  # fmt: skip
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            # A fresh file in a fresh 0700 folder (O_NOFOLLOW where the OS has it).
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(path, flags, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
         # As root, mosquitto would drop to the `mosquitto` user and lose these 0600 files: it
         # keeps the privileges of whoever started it instead (that is, of Onlooker).
-        as_root = ["user root"] if os.geteuid() == 0 else []
+        as_root = ["user root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
         return [
             *as_root,
             "use_username_as_clientid true",  # a listener setting: after the listener line

@@ -493,6 +493,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  teacher      {dashboard.url}/?mode=teacher\n"
             f"  viewer page  {viewer_url}\n  broker       {broker_url}"
             + (f" ({broker.kind}, embedded, {_broker_access(broker)})" if broker else "")
+            + (
+                f"\n  watch wire   read-only credentials in {broker.observer_env}"
+                if broker is not None and broker.secured
+                else ""
+            )
             + "\n  stop with Ctrl-C"
             + (f" (or after {args.duration:g} s)" if args.duration else "")
             + "\n",

@@ -7,8 +7,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from broker import wire
@@ -109,7 +112,7 @@ def test_a_missing_model_stops_the_agent_with_a_clear_message(mosquitto, sample,
     assert "onlooker models fetch" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_demo_runs_broker_dashboard_and_agent_and_stops_by_itself(wiretap_factory, tmp_path):
+def test_demo_runs_broker_dashboard_and_agent_and_stops_by_itself(tmp_path):
     dashboard_port, viewer_port = free_port(), free_port()
     log = tmp_path / "demo.log"
     started = time.monotonic()
@@ -121,7 +124,14 @@ def test_demo_runs_broker_dashboard_and_agent_and_stops_by_itself(wiretap_factor
     try:
         broker = wait_until(lambda: re.search(r"broker\s+(mqtt://\S+)", log.read_text()), 20)
         assert broker, log.read_text()
-        tap = wiretap_factory(broker.group(1))
+        # The demo's broker takes only this run's credentials: a local process without them
+        # sees nothing; the read-only ones it prints let a person watch the wire.
+        observer = re.search(r"read-only credentials in (\S+)", log.read_text())
+        assert observer and "this run's credentials only" in log.read_text(), log.read_text()
+        assert not wire_tap_connects(broker.group(1), None)
+        env = dict(line.split("=", 1) for line in Path(observer[1]).read_text().splitlines())
+        assert oct(Path(observer[1]).stat().st_mode & 0o777) == "0o600"
+        tap = AuthTap(broker.group(1), env["ONLOOKER_MQTT_USERNAME"], env["ONLOOKER_MQTT_PASSWORD"])
         base = f"http://127.0.0.1:{dashboard_port}"
         online = wait_until(
             lambda: any(a["online"] and a["fps"] > 0 for a in get_json(base + "/api/agents")[
@@ -134,5 +144,52 @@ def test_demo_runs_broker_dashboard_and_agent_and_stops_by_itself(wiretap_factor
         assert demo.wait(40) == 0, log.read_text()[-3000:]
     finally:
         stop(demo)
+    tap.close()
     assert "demo stopped" in log.read_text()
     assert {m["type"] for m in tap.decoded()} >= {"heartbeat", "visit", "attention", "expression"}
+
+
+class AuthTap:
+    """Records every message under the prefix, like `mosquitto_sub -u … -P …`."""
+
+    def __init__(self, url: str, username: str, password: str):
+        host, port = wire.parse_broker_url(url)
+        self.topics, self.messages = wire.Topics(), []
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.username_pw_set(username, password)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topics.subscription, 1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload)))
+        self.client.connect(host, port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "the observer could not subscribe"
+
+    def decoded(self) -> list[dict]:
+        out = []
+        for topic, payload in list(self.messages):
+            info = self.topics.parse(topic)
+            if payload and info.kind != "available":
+                out.append(wire.decode(info, payload))
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wire_tap_connects(url: str, credentials: tuple[str, str] | None) -> bool:
+    host, port = wire.parse_broker_url(url)
+    codes: list = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    if credentials is not None:
+        client.username_pw_set(*credentials)
+    client.on_connect = lambda c, u, f, rc, p: codes.append(rc)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        wait_until(lambda: codes, 5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return bool(codes) and not codes[0].is_failure
