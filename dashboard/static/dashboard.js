@@ -977,7 +977,13 @@
   function connect() {
     const source = new EventSource("/api/stream");
     source.addEventListener("open", function () { setStatus("live"); scheduleRender(); });
-    source.addEventListener("error", function () { setStatus("reconnecting"); }); // it retries by itself
+    source.addEventListener("error", function () {
+      setStatus("reconnecting"); // it retries by itself after a dropped stream …
+      if (source.readyState === EventSource.CLOSED) {
+        // … but not after a refusal (503: too many open streams): try again in a while.
+        window.setTimeout(connect, 5000);
+      }
+    });
     on(source, "snapshot", showSnapshot);
     on(source, "agent", function (agent) {
       state.agents.set(agent.agent, agent);
