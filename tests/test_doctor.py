@@ -4,6 +4,7 @@ Mosquitto) and fails with the right fix when each item is broken."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import free_port
+from conftest import free_port, require
 from edge import assets
 from onlooker import doctor
 from onlooker.doctor import FAIL, INFO, OK, WARN
@@ -307,3 +308,20 @@ def test_chromium_present_here_and_missing_on_an_empty_path(tmp_path):
     assert doctor.check_chromium().status == OK  # the test machine has /usr/bin/chromium
     missing = doctor.check_chromium(path=str(tmp_path))
     assert missing.status == FAIL and "apt install chromium" in missing.fix
+
+
+@pytest.mark.integration
+def test_broker_over_tls_needs_the_private_ca(production_mosquitto, tmp_path):
+    require(shutil.which("openssl") is not None, "openssl is not installed")
+    from test_broker_production import make_certificates
+
+    ca = make_certificates(tmp_path / "broker0" / "onlooker" / "certs")
+    broker = production_mosquitto(["kiosk-1"], tls=True)
+    user, password = broker.credentials("kiosk-1")
+    env = {"ONLOOKER_MQTT_USERNAME": user, "ONLOOKER_MQTT_PASSWORD": password}
+    url = f"mqtts://localhost:{broker.tls_port}"
+    good = doctor.check_broker(url, {**env, "ONLOOKER_MQTT_CA": str(ca)})
+    assert good.status == OK and "as kiosk-1 over TLS: connected" in good.detail
+    untrusted = doctor.check_broker(url, env)  # the system's CAs do not know the private one
+    assert untrusted.status == FAIL and "CERTIFICATE_VERIFY_FAILED" in untrusted.detail
+    assert "ONLOOKER_MQTT_CA must be the broker's CA" in untrusted.fix
