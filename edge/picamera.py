@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .sources import Frame, FrameSource, SourceError, _to_rgb
+from .sources import BlackWatch, Frame, FrameSource, SourceError, _to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class PicameraSource(FrameSource):
     def frames(self) -> Iterator[Frame]:
         first_ns: int | None = None
         index = last_ms = 0
+        black = BlackWatch(f"camera module {self.index}")
         while True:
             bgr, metadata = self._capture()
             stamp = metadata.get("SensorTimestamp")
@@ -133,6 +134,7 @@ class PicameraSource(FrameSource):
             if index and t_ms <= last_ms:  # VIDEO mode needs strictly increasing stream time
                 t_ms = last_ms + 1
             last_ms = t_ms
+            black.see(bgr, captured)
             yield Frame(_to_rgb(bgr), t_ms, index, captured)
             index += 1
 

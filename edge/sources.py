@@ -74,6 +74,24 @@ def is_black(image: np.ndarray) -> bool:
     return float(image.mean()) < BLACK_MEAN
 
 
+class BlackWatch:
+    """Warns once when a camera has sent only black frames for BLACK_WARN_S seconds."""
+
+    def __init__(self, name: str, warn_after_s: float = BLACK_WARN_S):
+        self.name, self.warn_after_s = name, warn_after_s
+        self.start: float | None = None
+        self.lit = self.warned = False
+
+    def see(self, image: np.ndarray, now: float) -> None:
+        if self.lit:
+            return
+        self.start = now if self.start is None else self.start
+        self.lit = not is_black(image)
+        if not self.lit and not self.warned and now - self.start > self.warn_after_s:
+            logger.warning("%s: %s", self.name, BLACK_FRAMES_HINT)
+            self.warned = True
+
+
 class CameraSource(FrameSource):
     """A webcam by index; fails fast when it does not open or stops delivering."""
 
@@ -96,7 +114,7 @@ class CameraSource(FrameSource):
         start = time.monotonic()
         last_ok = start
         index = 0
-        lit = warned = False  # the first frames of many webcams are black while they warm up
+        black = BlackWatch(f"camera {self.index}")  # many webcams start with black frames
         while True:
             ok, bgr = self._cap.read()
             now = time.monotonic()
@@ -108,11 +126,7 @@ class CameraSource(FrameSource):
                 time.sleep(0.05)
                 continue
             last_ok = now
-            if not lit:
-                lit = not is_black(bgr)
-                if not lit and not warned and now - start > BLACK_WARN_S:
-                    logger.warning("camera %s: %s", self.index, BLACK_FRAMES_HINT)
-                    warned = True
+            black.see(bgr, now)
             yield Frame(_to_rgb(bgr), int((now - start) * 1000), index, now)
             index += 1
 

@@ -38,6 +38,7 @@ class FakePicamera2:
     instances: list[FakePicamera2] = []
     stamps: list[int | None] = []  # SensorTimestamp of each frame, in order
     stall_after: int | None = None  # raise TimeoutError after this many frames
+    level = 100  # every pixel's value (0: a covered lens)
 
     def __init__(self, camera_num: int = 0):
         self.camera_num = camera_num
@@ -73,7 +74,7 @@ class FakePicamera2:
         width, height = self.config["main"]["size"]
         # B, G, R planes as libcamera's RGB888 lays them out: blue 200, green 100, red 10
         array = np.empty((height, width, 3), np.uint8)
-        array[..., 0], array[..., 1], array[..., 2] = 200, 100, 10
+        array[..., 0], array[..., 1], array[..., 2] = 2 * self.level, self.level, self.level // 10
         stamp = self.stamps[self.delivered] if self.delivered < len(self.stamps) else None
         self.delivered += 1
         request = FakeRequest(self, array, stamp)
@@ -95,6 +96,7 @@ def fake_picamera2(monkeypatch):
     FakePicamera2.instances = []
     FakePicamera2.cameras = [{"Model": "imx708", "Num": 0}, {"Model": "imx219", "Num": 1}]
     FakePicamera2.stall_after = None
+    FakePicamera2.level = 100
     return FakePicamera2
 
 
@@ -168,3 +170,16 @@ def test_available_when_the_module_lists_a_camera(fake_picamera2):
     assert picamera.available()
     fake_picamera2.cameras = []
     assert not picamera.available()
+
+
+def test_a_covered_lens_is_named_after_seconds_of_black_frames(fake_picamera2, caplog):
+    fake_picamera2.level = 0
+    fake_picamera2.stamps = [i * PERIOD_NS for i in range(200)]  # 30 fps for 6.6 s
+    source = open_source("picamera")
+    with caplog.at_level("WARNING", logger="edge.sources"):
+        frames = take(source, 200)
+    source.close()
+    assert len(frames) == 200
+    warnings = [r.getMessage() for r in caplog.records if "black frames" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("camera module 0: ")
+    assert "lens covered" in warnings[0]
