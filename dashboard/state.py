@@ -508,16 +508,23 @@ class DashboardState:
         known_agent = agent_id in self._agents
         agent = self._agent(agent_id)
         if visit is None:
+            evicted = self._evicted.get(visit_id)
+            if evicted is not None and evicted[0] != agent_id:
+                evicted = None
+            if (
+                evicted is not None
+                and kind in SCOPE_OF
+                and evicted[2]
+                and SCOPE_OF[kind] not in evicted[2]
+            ):
+                # Forgotten for room, not for lack of consent: the scopes still hold.
+                raise WireError("not_consented", f"visit {visit_id} did not consent to {kind}")
             self._make_room_for_visit(agent_id)
             self._order += 1
             visit = self._visits[visit_id] = Visit(visit_id, agent_id, self._order)
-            evicted = self._evicted.pop(visit_id, None)
-            if evicted is not None and evicted[0] == agent_id:
+            if evicted is not None:
+                del self._evicted[visit_id]
                 visit.consent, visit.scopes = evicted[1], list(evicted[2])
-                if kind in SCOPE_OF and visit.scopes and SCOPE_OF[kind] not in visit.scopes:
-                    del self._visits[visit_id]
-                    self._evicted[visit_id] = evicted
-                    raise WireError("not_consented", f"visit {visit_id} did not consent to {kind}")
         agent.current_visit = visit_id
         visit.messages += 1
         visit.counts[kind] += 1
