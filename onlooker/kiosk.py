@@ -225,7 +225,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inst = sub.add_parser(
         "install",
         help="write the agent's systemd unit and the Chromium kiosk autostart",
-        description=__doc__.split("\n\n", 1)[1].split("\n\nOn a", 1)[0],
+        description=__doc__.split("\n\n", 1)[1].replace("``", "`"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     inst.add_argument("--root", default="/", help="write under this folder (default /)")
     inst.add_argument(
