@@ -556,16 +556,22 @@ def run_checks(args: argparse.Namespace, env: Mapping[str, str] | None = None) -
     from edge import assets
 
     env = dict(os.environ if env is None else env)
-    findings = []
+    findings: list[Finding] = []
+
+    def report(finding: Finding) -> None:
+        findings.append(finding)
+        if getattr(args, "progress", False):
+            print(format_finding(finding), flush=True)
+
     env_file = args.env_file
     if env_file is None and os.path.isfile(DEFAULT_ENV_FILE):
         env_file = DEFAULT_ENV_FILE
     if env_file:
         try:
             env = {**env, **read_env_file(env_file)}
-            findings.append(Finding("settings", OK, f"read {env_file}"))
+            report(Finding("settings", OK, f"read {env_file}"))
         except OSError as exc:
-            findings.append(
+            report(
                 Finding("settings", FAIL, f"cannot read {env_file} ({exc.strerror})",
                         "run the doctor with sudo, or as the user of the agent's service")
             )  # fmt: skip
@@ -595,10 +601,7 @@ def run_checks(args: argparse.Namespace, env: Mapping[str, str] | None = None) -
         check_chromium,
     ]
     for check in checks:
-        finding = check()
-        findings.append(finding)
-        if args.progress:
-            print(format_finding(finding), flush=True)
+        report(check())
     return findings
 
 

@@ -325,3 +325,23 @@ def test_broker_over_tls_needs_the_private_ca(production_mosquitto, tmp_path):
     untrusted = doctor.check_broker(url, env)  # the system's CAs do not know the private one
     assert untrusted.status == FAIL and "CERTIFICATE_VERIFY_FAILED" in untrusted.detail
     assert "ONLOOKER_MQTT_CA must be the broker's CA" in untrusted.fix
+
+
+@pytest.mark.integration
+def test_the_kiosks_env_file_gives_the_broker_and_its_credentials(production_mosquitto, tmp_path):
+    broker = production_mosquitto(["kiosk-3"])
+    env_file = broker.written.env_files["kiosk-3"]  # as `onlooker broker credentials` wrote it
+    text = env_file.read_text()
+    assert "ONLOOKER_MQTT_PASSWORD=" in text
+    env_file.write_text(text + f"ONLOOKER_BROKER={broker.url}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "onlooker", "doctor", "--env-file", str(env_file),
+         "--source", str(assets.asset_path(assets.SAMPLE_VIDEO)),
+         "--viewer-port", str(free_port())],
+        capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ONLOOKER_MQTT")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ok    settings     read {env_file}" in done.stdout
+    assert f"ok    broker       {broker.url} as kiosk-3: connected in" in done.stdout
+    assert "PASSWORD" not in done.stdout and broker.credentials("kiosk-3")[1] not in done.stdout
