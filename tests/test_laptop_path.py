@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import free_port
+from edge import assets
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -133,3 +137,28 @@ def test_demo_on_a_camera_that_does_not_open_prints_the_doctors_finding():
     assert "Privacy & Security > Camera" in done.stderr and "fix: check the cable" in done.stderr
     assert "run the demo on a recorded video: onlooker demo --source VIDEO" in done.stderr
     assert "Onlooker demo running" not in done.stdout  # nothing was started
+
+
+@pytest.mark.integration
+def test_demo_fetches_missing_model_files_itself(tmp_path, sample):
+    """`pip install .` then `onlooker demo`: no `make models` first. Here the missing file is
+    the one made on this machine (facex's float32 rewrite), so no network is needed."""
+    for name in assets.ASSETS:
+        sample(name)
+    real, cache = assets.cache_dir(), tmp_path / "cache"
+    cache.mkdir()
+    missing = "facex_model_float32.tflite"
+    for name in assets.ASSETS:
+        if name != missing:
+            (cache / name).symlink_to(real / name)
+    done = subprocess.run(
+        [sys.executable, "-m", "onlooker", "demo", "--source",
+         str(real / "single_face.mp4"), "--duration", "4", "--no-browser",
+         "--dashboard-port", str(free_port()), "--viewer-port", str(free_port())],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "ONLOOKER_CACHE": str(cache)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"first run: fetching {missing} into {cache}" in done.stdout
+    assert assets.verify(cache / missing, assets.ASSETS[missing].sha256)
+    assert "demo stopped" in done.stdout
