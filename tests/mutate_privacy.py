@@ -17,6 +17,7 @@ import ast
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -183,6 +184,12 @@ def run_module(
         print(f"{module}: {len(pending) - len(outside)} mutants", flush=True)
     if count_only:
         return 0, 0, []
+    # The tests must pass on the unmutated code, or every mutant would count as killed.
+    baseline = subprocess.run(
+        shlex.split(PYTEST + " " + tests), cwd=work, capture_output=True, text=True
+    )
+    if baseline.returncode != 0:
+        raise SystemExit(f"{module}: the tests fail without a mutant:\n{baseline.stdout[-3000:]}")
     subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=work, check=True)
     killed = survived = 0
     survivors = []
