@@ -31,14 +31,6 @@ POSIX_MODULES = {"fcntl", "resource", "pwd", "grp", "termios", "pty", "tty", "po
 POSIX_KEYWORDS = {"preexec_fn", "pass_fds"}  # Popen raises ValueError with them on Windows
 GUARDS = ("hasattr(", "sys.platform", "os.name", "except ImportError", "except AttributeError")
 
-# Found by this test and left to the owner of the file (reported): reached only through
-# EmbeddedBroker(agents=[...]) with mosquitto installed, which `onlooker demo` does not use.
-# On Windows, os.O_NOFOLLOW and os.geteuid raise AttributeError there.
-KNOWN_ELSEWHERE = {
-    ("broker/embedded.py", "os.O_NOFOLLOW"),
-    ("broker/embedded.py", "os.geteuid"),
-}
-
 DEMO_IMPORTS = (
     "onlooker.cli", "onlooker.doctor", "broker.embedded", "dashboard", "dashboard.server",
     "edge.agent", "edge.viewer", "edge.face", "edge.sources", "edge.picamera", "edge.assets",
@@ -104,12 +96,7 @@ def test_the_demo_path_makes_no_posix_only_call_without_a_fallback():
         "edge/agent.py",
         "dashboard/server.py",
     } <= names
-    problems = [
-        p
-        for module in modules
-        for p in unguarded_posix_uses(module)
-        if (p.split(":")[0], p.rsplit(": ", 1)[1]) not in KNOWN_ELSEWHERE
-    ]
+    problems = [p for module in modules for p in unguarded_posix_uses(module)]
     assert problems == [], "POSIX-only calls on the demo path:\n" + "\n".join(problems)
 
 
