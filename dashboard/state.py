@@ -52,6 +52,10 @@ MAX_RAW = 32
 """Exact payloads kept per visit (latest per type, and per type and item); oldest out first."""
 SEQ_WINDOW = 2048
 """Sequence numbers remembered per agent, to recognise QoS 1 re-deliveries."""
+MISSING_WINDOW = 256
+"""Skipped sequence numbers remembered per agent, so a late one fills its gap. QoS 1 reorders
+only what was in flight (an agent has at most 16 unacknowledged), so this is ample; it also
+keeps a made-up agent id that opens a wide gap small (≈ 30 KB, not ≈ 230 KB)."""
 SKEW_LIMIT_S = 2.0
 """An agent whose `ts` differs from the dashboard's clock by more than this is flagged."""
 _SKEW_SAMPLES = 9
@@ -391,9 +395,9 @@ class DashboardState:
         if seq > agent.max_seq:
             first = agent.max_seq + 1 if agent.max_seq >= 0 or agent.restarts else seq
             agent.gaps += seq - first
-            for lost in range(max(first, seq - SEQ_WINDOW), seq):
+            for lost in range(max(first, seq - MISSING_WINDOW), seq):
                 agent.missing[lost] = None
-            while len(agent.missing) > SEQ_WINDOW:
+            while len(agent.missing) > MISSING_WINDOW:
                 agent.missing.popitem(last=False)
             agent.max_seq = seq
             agent.seq_at = now
