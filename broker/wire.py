@@ -10,10 +10,13 @@ Topic layout (``<prefix>`` defaults to ``onlooker/v1``)::
     <prefix>/agents/<agent>/available            retained  "online" | "offline" (last will)
     <prefix>/agents/<agent>/heartbeat                      JSON  type "heartbeat"
     <prefix>/agents/<agent>/visits/<visit>/<type>          JSON  a visit-scoped type
-                  (visit, attention, attention_summary, expression, reaction, page, reading, purge)
+                  (visit, attention, attention_summary, expression, reaction, page, reading,
+                   feedback, purge)
 
 Each visit-scoped signal type belongs to one consent scope (`SCOPE_OF`): a message is
-published only when its visit's viewer consented to that scope.
+published only when its visit's viewer consented to that scope. A `feedback` message (the
+visitor grading one conclusion) belongs to the scope of the conclusion it grades
+(`FEEDBACK_SCOPE`); `scope_of` answers for any message.
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ CONSENT_KINDS = ("viewer", "recorded-source")
 PURGE_REASONS = ("forget", "withdrawn")
 VISIT_EVENTS = ("start", "end")
 SOURCE_KINDS = ("camera", "video", "images")
+FEEDBACK_SCOPE = {
+    "expression": "expression",  # the expression overall
+    "feeling": "expression",  # "what were you actually feeling?" beside the timeline
+    "attention": "attention",
+    "pace": "reading",
+    "skims": "reading",
+    "interests": "reading",
+    "time_left": "reading",
+}
+"""The conclusions a visitor can grade, and the consent scope each one was drawn from."""
+CONCLUSIONS = tuple(FEEDBACK_SCOPE)
+GRADES = ("right", "wrong", "cant_say")
+"""A visitor's grade of a conclusion; `feeling` is answered with one of `EXPRESSIONS`."""
 
 
 class WireError(ValueError):
@@ -323,6 +339,12 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
         "time_left_s": Optional_(Num(0, 1e7, digits=0)),
         "chapter_time_left_s": Optional_(Num(0, 1e7, digits=0)),
     },
+    # The visitor's answer to one conclusion: its kind and the answer, nothing else.
+    "feedback": {
+        "visit": Text(32),
+        "conclusion": Text(16, CONCLUSIONS),
+        "answer": Text(16, GRADES + EXPRESSIONS),
+    },
     # A command, not a signal: delete the visit and everything derived from it, everywhere.
     "purge": {
         "visit": Text(32),
@@ -330,7 +352,8 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
     },
 }
 VISIT_TYPES = (
-    "visit", "attention", "attention_summary", "expression", "reaction", "page", "reading", "purge",
+    "visit", "attention", "attention_summary", "expression", "reaction", "page", "reading",
+    "feedback", "purge",
 )  # fmt: skip
 SCOPE_OF = {
     "attention": "attention",
@@ -340,7 +363,15 @@ SCOPE_OF = {
     "page": "reading",
     "reading": "reading",
 }
-"""The consent scope each visit-scoped signal type needs (`visit` and `purge` need none)."""
+"""The consent scope each visit-scoped signal type needs (`visit` and `purge` need none;
+`feedback` needs the scope of the conclusion it grades, see `scope_of`)."""
+
+
+def scope_of(kind: str, fields: dict[str, Any]) -> str | None:
+    """The consent scope a message of type `kind` with `fields` needs (None: no scope)."""
+    if kind == "feedback":
+        return FEEDBACK_SCOPE.get(fields.get("conclusion"))  # type: ignore[arg-type]
+    return SCOPE_OF.get(kind)
 
 
 def _validate(message: Any) -> dict[str, Any]:
@@ -364,6 +395,10 @@ def _validate(message: Any) -> dict[str, Any]:
         check_visit_id(clean["visit"])
     if clean.get("item") is not None and not ITEM_ID.match(clean["item"]):
         raise WireError("bad_item_id", f"item id {clean['item']!r} must match {ITEM_ID.pattern}")
+    if kind == "feedback":
+        words = EXPRESSIONS if clean["conclusion"] == "feeling" else GRADES
+        if clean["answer"] not in words:
+            raise WireError("bad_answer", f"{clean['conclusion']} is answered with one of {words}")
     return clean
 
 

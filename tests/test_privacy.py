@@ -169,6 +169,12 @@ ALLOW_LIST = {
         "time_left_s": "round 0 0..10000000.0 or null",
         "chapter_time_left_s": "round 0 0..10000000.0 or null",
     },
+    "feedback": {
+        "visit": "text 32",
+        "conclusion": "text 16 of expression,feeling,attention,pace,skims,interests,time_left",
+        "answer": "text 16 of right,wrong,cant_say,neutral,joy,surprise,anger,sadness,fear,"
+        "disgust,contempt",
+    },
     "purge": {
         "visit": "text 32",
         "reason": "text 16 of forget,withdrawn",

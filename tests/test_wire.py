@@ -91,8 +91,62 @@ def test_visit_scopes_are_a_short_list_of_known_scopes(scopes, ok):
 
 
 def test_every_signal_type_belongs_to_a_consent_scope():
-    assert set(wire.SCOPE_OF) == set(wire.VISIT_TYPES) - {"visit", "purge"}
+    assert set(wire.SCOPE_OF) == set(wire.VISIT_TYPES) - {"visit", "purge", "feedback"}
     assert set(wire.SCOPE_OF.values()) <= set(wire.SCOPES)
+    # Feedback belongs to the scope of the conclusion it grades.
+    assert set(wire.FEEDBACK_SCOPE.values()) == set(wire.SCOPES)
+    for conclusion, scope in wire.FEEDBACK_SCOPE.items():
+        assert wire.scope_of("feedback", {"conclusion": conclusion}) == scope
+    assert wire.scope_of("feedback", {"conclusion": "face"}) is None
+    assert wire.scope_of("page", {}) == "reading"
+    assert wire.scope_of("purge", {}) is None
+
+
+def feedback(**overrides):
+    return {"v": 1, "type": "feedback", **ENVELOPE, "conclusion": "expression",
+            "answer": "right", **overrides}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "conclusion, answer",
+    [("expression", "right"), ("attention", "wrong"), ("pace", "cant_say"), ("skims", "right"),
+     ("interests", "wrong"), ("time_left", "cant_say"), ("feeling", "joy"),
+     ("feeling", "contempt")],
+)  # fmt: skip
+def test_feedback_carries_a_conclusion_and_an_answer_only(conclusion, answer):
+    payload = wire.encode(feedback(conclusion=conclusion, answer=answer))
+    message = json.loads(payload)
+    assert set(message) == {"v", "type", "agent", "seq", "ts", "visit", "conclusion", "answer"}
+    assert (message["conclusion"], message["answer"]) == (conclusion, answer)
+    topic = TOPICS.for_message(message)
+    assert topic == "onlooker/v1/agents/kiosk-1/visits/a1b2c3d4e5f60718/feedback"
+    assert wire.decode(TOPICS.parse(topic), payload) == message
+
+
+@pytest.mark.parametrize(
+    "overrides, reason",
+    [
+        ({"conclusion": "face"}, "out_of_range"),  # not a conclusion the screen draws
+        ({"conclusion": "score"}, "out_of_range"),
+        ({"answer": "maybe"}, "out_of_range"),
+        ({"answer": "I was actually quite bored"}, "out_of_range"),  # no free text
+        ({"answer": True}, "wrong_type"),
+        ({"conclusion": "feeling", "answer": "right"}, "bad_answer"),  # feelings are words
+        ({"conclusion": "expression", "answer": "joy"}, "bad_answer"),  # grades are grades
+        ({"comment": "nice"}, "extra_field"),
+        ({"item": "page-1"}, "extra_field"),
+    ],
+)
+def test_bad_feedback_kinds_and_answers_are_refused(overrides, reason):
+    with pytest.raises(wire.WireError) as caught:
+        wire.encode(feedback(**overrides))
+    assert caught.value.reason == reason
+    # The consumer refuses the same payload with the same reason.
+    bad = json.dumps(feedback(**overrides)).encode()
+    info = wire.TopicInfo("feedback", "kiosk-1", ENVELOPE["visit"])
+    with pytest.raises(wire.WireError) as caught:
+        wire.decode(info, bad)
+    assert caught.value.reason == reason
 
 
 def test_round_trip_through_topic_and_payload():
