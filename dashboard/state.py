@@ -9,7 +9,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.wire import OFFLINE, ONLINE, SCOPE_OF, VISIT_TYPES, TopicInfo, WireError
+from broker.wire import (
+    EXPRESSIONS,
+    FEEDBACK_SCOPE,
+    GRADES,
+    OFFLINE,
+    ONLINE,
+    SCOPE_OF,
+    VISIT_TYPES,
+    TopicInfo,
+    WireError,
+    scope_of,
+)
 from dashboard import profile
 
 Clock = Callable[[], float]
@@ -123,6 +134,9 @@ class Visit:
     first_ts: float | None = None
     last_ts: float | None = None
     raw: OrderedDict = field(default_factory=OrderedDict)  # "kind" or "kind:item" -> payload
+    # The visitor's answers: conclusion -> (seq, answer), the latest only. Never listed per
+    # visit (not in `to_json`, not in `raw`): only aggregated per screen, from k visits.
+    answers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def interests(self) -> dict[str, float]:
         total = sum(self.topics.values())
@@ -352,6 +366,8 @@ class DashboardState:
                 self._apply_heartbeat(message, text)
             elif info.kind == "purge":
                 self._apply_purge(message)
+            elif info.kind == "feedback":
+                self._apply_feedback(message)
             else:
                 self._apply_visit_message(info.kind, message, text)
         else:
@@ -490,8 +506,32 @@ class DashboardState:
             while len(self._purged) > _PURGED_MEMORY:
                 self._purged.popitem(last=False)
             self._evicted.pop(visit_id, None)
-        if self._visits.pop(visit_id, None) is not None:
+        gone = self._visits.pop(visit_id, None)
+        if gone is not None:
             self._changed("purge", visit_id)
+            if gone.answers:
+                self._changed("feedback", gone.agent)  # its answers leave the aggregate too
+
+    def _apply_feedback(self, message: dict[str, Any]) -> None:
+        """The visitor graded a conclusion: kept with the visit (the latest answer per
+        conclusion), deleted with it; never makes a visit, never keeps it alive longer."""
+        visit_id, agent_id = message["visit"], message["agent"]
+        if visit_id in self._purged:
+            raise WireError("purged_visit", f"visit {visit_id} was purged")
+        visit = self._visits.get(visit_id)
+        if visit is None:
+            raise WireError("unknown_visit", f"no visit {visit_id} to answer about")
+        if visit.agent != agent_id:
+            raise WireError("visit_agent_mismatch", f"visit {visit_id} belongs to {visit.agent}")
+        scope = scope_of("feedback", message)
+        if scope not in visit.scopes:
+            raise WireError("not_consented", f"visit {visit_id} did not consent to {scope}")
+        conclusion = message["conclusion"]
+        previous = visit.answers.get(conclusion)
+        if previous is None or message["seq"] >= previous[0]:
+            visit.answers[conclusion] = (message["seq"], message["answer"])
+        self._agent(agent_id)
+        self._changed("feedback", agent_id)
 
     def _apply_visit_message(self, kind: str, message: dict[str, Any], raw: str | None) -> None:
         visit_id, agent_id = message["visit"], message["agent"]
@@ -702,7 +742,12 @@ class DashboardState:
         """Agents and visits at one version, consistent with each other."""
         with self._cond:
             self._sweep()
-            return {"version": self._version, "agents": self.agents(), "visits": self.visits()}
+            return {
+                "version": self._version,
+                "agents": self.agents(),
+                "visits": self.visits(),
+                "feedback": {"k": self.crowd_k, "screens": self._feedback_screens()},
+            }
 
     # --- following changes ------------------------------------------------------------------
 
@@ -848,6 +893,58 @@ class DashboardState:
             "skimmed_it_too": bool(page and page["skim"]),
         }
 
+    def feedback(self) -> dict[str, Any]:
+        """What visitors said about each screen's conclusions, over the visits that answered.
+
+        Per screen (agent) and conclusion kind, the answers (one per visit, the latest), each
+        figure withheld below `crowd_k` answering visits; for the expression, a confusion
+        table: the screen's overall expression of a visit against what the visitor said they
+        felt. Nothing per visit.
+        """
+        with self._cond:
+            self._sweep()
+            return {"k": self.crowd_k, "screens": self._feedback_screens()}
+
+    def _feedback_screens(self, only: str | None = None) -> dict[str, Any]:
+        answered: dict[str, list[Visit]] = {}
+        for visit in self._visits.values():
+            if visit.answers and (only is None or visit.agent == only):
+                answered.setdefault(visit.agent, []).append(visit)
+        return {agent: self._feedback_screen(visits) for agent, visits in sorted(answered.items())}
+
+    def _feedback_screen(self, visits: list[Visit]) -> dict[str, Any]:
+        kinds: dict[str, Any] = {}
+        for kind in FEEDBACK_SCOPE:
+            said = [v.answers[kind][1] for v in visits if kind in v.answers]
+            if not said:
+                continue
+            counts = Counter(said)
+            if kind == "feeling":
+                felt = {word: counts[word] for word in EXPRESSIONS if counts[word]}
+                kinds[kind] = self._figure(len(said), lambda f=felt: f)
+            else:
+                kinds[kind] = self._figure(
+                    len(said),
+                    lambda c=counts: {
+                        **{grade: c[grade] for grade in GRADES},
+                        "graded": c["right"] + c["wrong"],
+                    },
+                )
+        pairs = [
+            (v.expressions.most_common(1)[0][0], v.answers["feeling"][1])
+            for v in visits
+            if "feeling" in v.answers and v.expressions
+        ]
+
+        def table() -> dict[str, dict[str, int]]:
+            rows: dict[str, dict[str, int]] = {}
+            for inferred, felt in sorted(pairs):
+                row = rows.setdefault(inferred, {})
+                row[felt] = row.get(felt, 0) + 1
+            return rows
+
+        return {"visits": len(visits), "kinds": kinds, "confusion": self._figure(len(pairs), table)}
+
     def _figure(self, behind: int, compute: Callable[[], Any]) -> dict[str, Any]:
         if behind < self.crowd_k:
             return {"visits": behind, "value": None, "withheld": "not enough visits"}
@@ -884,6 +981,9 @@ class DashboardState:
                 elif kind == "purge":
                     if key not in self._visits:
                         events.append((kind, {"visit": key}))
+                elif kind == "feedback":
+                    screens = self._feedback_screens(only=key)
+                    events.append((kind, {"agent": key, "screen": screens.get(key)}))
                 elif key in self._visits:
                     events.append((kind, self._visit_json(self._visits[key])))
             return Changes(self._version, events)

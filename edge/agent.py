@@ -18,6 +18,7 @@ from broker import wire
 from .attention import AttentionSample, AttentionSummary, AttentionTracker, ScreenCalibration
 from .expression import ExpressionModel, ExpressionTracker
 from .face import FaceAnalyzer, FaceObservation
+from .feedback import conclusions as feedback_conclusions
 from .models import DEFAULT_EXPRESSION_MODEL
 from .publisher import SignalPublisher
 from .reader import DEFAULT_SCREEN_WIDTH_CM, ItemLayout, LineCalibration, ReadingSession
@@ -316,7 +317,28 @@ class Agent:
                 "messages": dict(ledger.counts) if ledger else {},
                 "expressions": dict(ledger.labels) if ledger else {},
                 "last": dict(ledger.last) if ledger else {},
+                # What the screen concluded, to be graded by the visitor (after the visit).
+                "conclusions": feedback_conclusions(ledger) if past and ledger else [],
+                "answers": dict(ledger.answers) if ledger else {},
             }
+
+    def feedback(self, conclusion: str, answer: str) -> dict:
+        """The visitor graded one conclusion of their finished visit: publish it under the
+        visit's pseudonym (the publisher checks the scope). ValueError when it cannot go."""
+        with self._lock:
+            self._expire_locked()
+            past = self.last_visit
+            if self.visit is not None or past is None or past.forgotten:
+                raise ValueError("answers are given after a visit, until it is forgotten")
+            ledger = self.publisher.ledgers.get(past.id)
+            shown = {c["kind"] for c in feedback_conclusions(ledger)}
+            if conclusion not in shown:
+                raise ValueError(f"the screen drew no {conclusion!r} conclusion in this visit")
+            if not self.publisher.publish(
+                "feedback", visit=past.id, conclusion=conclusion, answer=answer
+            ):
+                raise ValueError(f"{answer!r} is not an answer to {conclusion!r}")
+            return {"conclusion": conclusion, "answer": answer}
 
     def status(self) -> dict:
         """What the viewer page shows: consent, whether the screen is watching, presence."""

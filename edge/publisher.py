@@ -72,18 +72,32 @@ class MqttAuth:
 
 @dataclass
 class Ledger:
-    """What left the device about one visit: counts and the last message of each type."""
+    """What left the device about one visit: counts and the last message of each type, and
+    what the visitor's summary needs to show the conclusions drawn from them."""
 
     visit: str
+    scopes: frozenset[str] = frozenset()  # what the viewer consented to
     counts: Counter = field(default_factory=Counter)
     last: dict[str, dict[str, Any]] = field(default_factory=dict)
     labels: Counter = field(default_factory=Counter)  # expression labels published
+    pages: int = 0  # page messages published
+    skims: int = 0  # … of which skimmed
+    topics: dict[str, float] = field(default_factory=dict)  # topic -> seconds looked at
+    answers: dict[str, str] = field(default_factory=dict)  # conclusion -> the visitor's answer
 
     def record(self, message: dict[str, Any]) -> None:
-        self.counts[message["type"]] += 1
-        self.last[message["type"]] = message
-        if message["type"] == "expression":
+        kind = message["type"]
+        self.counts[kind] += 1
+        self.last[kind] = message
+        if kind == "expression":
             self.labels[message["label"]] += 1
+        elif kind == "page":
+            self.pages += 1
+            self.skims += bool(message["skim"])
+            looked = max(0.0, message["seconds"] - message["away_s"])
+            self.topics[message["topic"]] = self.topics.get(message["topic"], 0.0) + looked
+        elif kind == "feedback":
+            self.answers[message["conclusion"]] = message["answer"]
 
 
 @dataclass
@@ -391,6 +405,16 @@ class SignalPublisher:
             if fields.get("event") == "start" or fields.get("visit") in self._scopes:
                 return None
             return "the visit is not open"
+        if kind == "feedback":
+            # The visitor's answers come after the visit, while the device still remembers it
+            # (not forgotten, within retention), and only about what they consented to.
+            ledger = self.ledgers.get(fields.get("visit"))  # type: ignore[arg-type]
+            if ledger is None or fields.get("visit") in self._scopes:
+                return "no finished visit remembered under that name"
+            scope = wire.scope_of(kind, fields)
+            if scope is not None and scope not in ledger.scopes:
+                return f"the viewer did not consent to {scope}"
+            return None
         if kind in wire.SCOPE_OF:
             scopes = self._scopes.get(fields.get("visit"))
             if scopes is None:
@@ -416,7 +440,9 @@ class SignalPublisher:
             if kind == "visit":
                 if message["event"] == "start":
                     self._scopes[message["visit"]] = frozenset(message["scopes"])
-                    self.ledgers[message["visit"]] = Ledger(message["visit"])
+                    self.ledgers[message["visit"]] = Ledger(
+                        message["visit"], frozenset(message["scopes"])
+                    )
                 else:
                     self._scopes.pop(message["visit"], None)
             if kind in wire.VISIT_TYPES and message["visit"] in self.ledgers:

@@ -175,6 +175,22 @@ def create_viewer_app(agent: Agent, host: str = "127.0.0.1") -> Flask:
             return jsonify(error=str(exc)), 409
         return jsonify(result)
 
+    @app.post("/api/feedback")
+    def feedback():
+        """The visitor grades one conclusion: {"conclusion": "pace", "answer": "wrong"}."""
+        body = _body()
+        if (
+            not isinstance(body, dict)
+            or set(body) != {"conclusion", "answer"}
+            or not all(isinstance(v, str) for v in body.values())
+        ):
+            return jsonify(error='send {"conclusion": "expression", "answer": "right"}'), 400
+        try:
+            agent.feedback(body["conclusion"], body["answer"])
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 409
+        return jsonify({**agent.status(), "learned": agent.learned()})
+
     @app.post("/api/forget")
     def forget():
         # JSON only: a cross-site form cannot post JSON without a CORS preflight we refuse.
