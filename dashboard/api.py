@@ -86,6 +86,13 @@ def crowd() -> Response:
     return jsonify(figures)
 
 
+@bp.get("/api/feedback")
+def feedback() -> Response:
+    """What visitors said about each screen's conclusions ("was the screen right?"): per
+    screen and conclusion kind, withheld below k answering visits; never per visit."""
+    return jsonify(_state().feedback())
+
+
 def _health() -> dict[str, Any]:
     subscriber = current_app.extensions.get("onlooker_mqtt")
     connected = bool(subscriber is not None and subscriber.connected)

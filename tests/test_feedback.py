@@ -239,3 +239,29 @@ def test_the_dashboard_refuses_answers_out_of_scope_or_about_unknown_visits():
     assert feed.state.counters()["rejected"] == {"not_consented": 1, "unknown_visit": 1}
     assert feed.state.feedback()["screens"] == {}
     assert [v["visit"] for v in feed.state.visits()] == [vid(1)]
+
+
+def test_the_api_serves_the_aggregate_and_the_stream_carries_it():
+    from dashboard import create_app
+
+    app = create_app({"TESTING": True, "CROWD_K": 5})
+    feed = Feed()
+    feed.state = app.extensions["onlooker_state"]
+    feed.now = feed.state.clock()
+    for i in range(5):
+        feed.visit(vid(i))
+        feed.answer(vid(i), "time_left", "right" if i else "wrong")
+    client = app.test_client()
+    body = client.get("/api/feedback").get_json()
+    assert body["k"] == 5
+    figure = body["screens"]["kiosk-1"]["kinds"]["time_left"]
+    assert figure == {
+        "visits": 5, "value": {"right": 4, "wrong": 1, "cant_say": 0, "graded": 5},
+        "withheld": None,
+    }  # fmt: skip
+    assert feed.state.snapshot()["feedback"] == body
+    version = feed.state.version
+    feed.send("purge", visit=vid(3), reason="forget")
+    events = dict(feed.state.wait_for_changes(version, timeout=0.1).events)
+    assert events["feedback"]["agent"] == "kiosk-1"
+    assert events["feedback"]["screen"]["kinds"]["time_left"]["value"] is None
