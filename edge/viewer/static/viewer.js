@@ -52,9 +52,25 @@
       after_minutes: (m) => `${m} minutes after your visit`,
       summary: (s, n) => `In ${s} seconds the screen sent ${n} messages about you.`,
       kept_for: (s) => ` They will be deleted in ${Math.ceil(s / 60)} minutes.`,
-      types: {visit: "visit start and end", attention: "attention readings", expression: "expression readings"},
+      types: {visit: "visit start and end", attention: "attention readings", expression: "expression readings", feedback: "your answers"},
       scope_names: {expression: "expression", attention: "attention", reading: "reading"},
       seen_as: "Expressions it saw:",
+      grades_title: "Was the screen right?",
+      grades_lead: "Optional: tap one answer beside each conclusion. Only the conclusion and your answer are sent, under this visit’s random name, and they are deleted with the visit.",
+      grade_words: {right: "Right", wrong: "Wrong", cant_say: "Can’t say"},
+      feeling_question: "What were you actually feeling?",
+      emotions: {neutral: "neutral", joy: "joy", surprise: "surprise", anger: "anger", sadness: "sadness", fear: "fear", disgust: "disgust", contempt: "contempt"},
+      topics: {health: "health", money: "money", politics: "politics", love: "love", technology: "technology", travel: "travel", food: "food", nature: "nature"},
+      answer_failed: "Your answer could not be sent.",
+      conclusion: {
+        expression: (p, w) => `Your expression was mostly ${w.emotions[p.label]} (${Math.round(p.share * 100)} % of the time).`,
+        feeling: (p, w) => `Over time it saw: ${Object.entries(p.labels).sort((a, b) => b[1] - a[1]).map(([l, n]) => `${w.emotions[l]} ${n}×`).join(", ")}.`,
+        attention: (p) => `You looked at the screen ${Math.round(p.looking_share * 100)} % of the time and looked away ${p.look_aways} times.`,
+        pace: (p) => `You read ${p.wpm} words a minute — ${p.verdict === "faster" ? "faster than" : p.verdict === "slower" ? "slower than" : "as fast as"} the average adult (238).`,
+        skims: (p) => `You skimmed ${p.skimmed} of ${p.pages} pages.`,
+        interests: (p, w) => `You are most interested in ${w.topics[p.topic]}.`,
+        time_left: (p) => `You need ${Math.max(1, Math.round(p.seconds / 60))} more minutes to finish the book.`,
+      },
     },
     da: {
       indicator: "Skærmen ser på dig",
@@ -103,9 +119,25 @@
       after_minutes: (m) => `${m} minutter efter dit besøg`,
       summary: (s, n) => `På ${s} sekunder sendte skærmen ${n} beskeder om dig.`,
       kept_for: (s) => ` De slettes om ${Math.ceil(s / 60)} minutter.`,
-      types: {visit: "besøgets start og slut", attention: "målinger af opmærksomhed", expression: "målinger af ansigtsudtryk"},
+      types: {visit: "besøgets start og slut", attention: "målinger af opmærksomhed", expression: "målinger af ansigtsudtryk", feedback: "dine svar"},
       scope_names: {expression: "ansigtsudtryk", attention: "opmærksomhed", reading: "læsning"},
       seen_as: "Udtryk den så:",
+      grades_title: "Havde skærmen ret?",
+      grades_lead: "Valgfrit: tryk på ét svar ud for hver konklusion. Kun konklusionen og dit svar sendes, under besøgets tilfældige navn, og de slettes sammen med besøget.",
+      grade_words: {right: "Rigtigt", wrong: "Forkert", cant_say: "Ved ikke"},
+      feeling_question: "Hvad følte du egentlig?",
+      emotions: {neutral: "neutral", joy: "glæde", surprise: "overraskelse", anger: "vrede", sadness: "tristhed", fear: "frygt", disgust: "afsky", contempt: "foragt"},
+      topics: {health: "sundhed", money: "penge", politics: "politik", love: "kærlighed", technology: "teknologi", travel: "rejser", food: "mad", nature: "natur"},
+      answer_failed: "Dit svar kunne ikke sendes.",
+      conclusion: {
+        expression: (p, w) => `Dit ansigtsudtryk var mest ${w.emotions[p.label]} (${Math.round(p.share * 100)} % af tiden).`,
+        feeling: (p, w) => `Over tid så den: ${Object.entries(p.labels).sort((a, b) => b[1] - a[1]).map(([l, n]) => `${w.emotions[l]} ${n}×`).join(", ")}.`,
+        attention: (p) => `Du kiggede på skærmen ${Math.round(p.looking_share * 100)} % af tiden og kiggede væk ${p.look_aways} gange.`,
+        pace: (p) => `Du læser ${p.wpm} ord i minuttet — ${p.verdict === "faster" ? "hurtigere end" : p.verdict === "slower" ? "langsommere end" : "lige så hurtigt som"} en gennemsnitlig voksen (238).`,
+        skims: (p) => `Du skimmede ${p.skimmed} af ${p.pages} sider.`,
+        interests: (p, w) => `Du interesserer dig mest for ${w.topics[p.topic]}.`,
+        time_left: (p) => `Du mangler ${Math.max(1, Math.round(p.seconds / 60))} minutter for at læse bogen færdig.`,
+      },
     },
   };
   let lang = localStorage.getItem("onlooker-lang") === "da" ? "da" : "en";
@@ -179,6 +211,69 @@
       .map((m) => JSON.stringify(m)).join("\n");
     $("forgotten").hidden = !learned.forgotten;
     $("forget").hidden = learned.forgotten;
+    showGrades(learned);
+  }
+
+  // "Was the screen right?": one row per conclusion that left the device, three answers
+  // each (for the timeline, the emotion words). Nothing is pre-selected; every tap is sent.
+  const EMOTIONS = ["neutral", "joy", "surprise", "anger", "sadness", "fear", "disgust", "contempt"];
+  let gradesKey = null;
+  function showGrades(learned) {
+    const conclusions = learned.forgotten ? [] : learned.conclusions || [];
+    const key = JSON.stringify([lang, learned.visit, conclusions, learned.answers || {}]);
+    $("grades").hidden = !conclusions.length;
+    if (key === gradesKey) return; // rebuilt only when something changed, not on every poll
+    gradesKey = key;
+    const words = STRINGS[lang];
+    const list = $("grades-list");
+    list.replaceChildren();
+    for (const conclusion of conclusions) {
+      const row = document.createElement("li");
+      row.className = "grade";
+      row.dataset.testid = "grade-" + conclusion.kind;
+      const text = document.createElement("span");
+      text.className = "grade-text";
+      text.textContent = t("conclusion")[conclusion.kind](conclusion.params, words);
+      row.appendChild(text);
+      const group = document.createElement("span");
+      group.className = "grade-answers";
+      group.setAttribute("role", "group");
+      const feeling = conclusion.kind === "feeling";
+      if (feeling) {
+        const question = document.createElement("span");
+        question.className = "grade-question";
+        question.textContent = t("feeling_question");
+        group.appendChild(question);
+      }
+      group.setAttribute("aria-label", feeling ? t("feeling_question") : text.textContent);
+      const chosen = (learned.answers || {})[conclusion.kind];
+      for (const answer of feeling ? EMOTIONS : ["right", "wrong", "cant_say"]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "secondary small";
+        button.dataset.answer = answer;
+        button.textContent = feeling ? words.emotions[answer] : words.grade_words[answer];
+        button.setAttribute("aria-pressed", String(chosen === answer));
+        button.addEventListener("click", function () { answerConclusion(conclusion.kind, answer); });
+        group.appendChild(button);
+      }
+      row.appendChild(group);
+      list.appendChild(row);
+    }
+  }
+
+  async function answerConclusion(kind, answer) {
+    try {
+      const response = await fetch("/api/feedback", {
+        method: "POST",
+        headers: {"Content-Type": "application/json", "X-Onlooker-Token": TOKEN},
+        body: JSON.stringify({conclusion: kind, answer: answer}),
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      show(await response.json());
+    } catch (error) {
+      $("summary-text").textContent = t("answer_failed");
+    }
   }
 
   async function call(path, body) {
