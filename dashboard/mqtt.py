@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
-import ssl
 import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from flask import Flask, current_app
-from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import wire
+from broker.connection import MqttAuth, make_client
 from dashboard.state import DashboardState
 
 logger = logging.getLogger(__name__)
 
 EXTENSION = "onlooker_mqtt"
 KEEPALIVE_S = 30
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:
@@ -57,6 +53,8 @@ class MqttSubscriber:
         self.tls_ca = app.config.get("BROKER_TLS_CA") or None
         if self.password and not self.username:
             raise ValueError("BROKER_PASSWORD is set without BROKER_USERNAME")
+        # The agent's rules, from the same module: a CA with an mqtt:// URL is an error here too.
+        self._auth().check(wire.broker_address(self.broker_url))
         self.topics = wire.Topics(app.config["TOPIC_PREFIX"])
         self.client_id = app.config.get("MQTT_CLIENT_ID") or (
             f"onlooker-dashboard-{secrets.token_hex(4)}"
@@ -79,27 +77,14 @@ class MqttSubscriber:
         with self._lock:
             if self._client is not None:
                 return self
-            host, port, tls = parse_url(self.broker_url)
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True
+            client, address = make_client(
+                self.broker_url, self.client_id, self._auth(), who="the dashboard"
             )
-            if self.username:
-                client.username_pw_set(self.username, self.password)
-                if self.password and not (tls or self.tls_ca) and not _is_loopback(host):
-                    logger.warning(
-                        "the dashboard's MQTT password crosses the network in clear text to "
-                        "%s; use mqtts:// (docs/operations.md)",
-                        host,
-                    )
-            if tls or self.tls_ca:
-                # Verify the broker against the given CA (or the system's), hostname included.
-                context = ssl.create_default_context(cafile=self.tls_ca)
-                client.tls_set_context(context)
+            host, port, tls = address.host, address.port, address.tls
             client.on_connect = self._on_connect
             client.on_disconnect = self._on_disconnect
             client.on_subscribe = self._on_subscribe
             client.on_message = self._on_message
-            client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
             # connect_async: a broker that is not up yet is retried by the loop, not fatal here.
             client.connect_async(host, port, keepalive=KEEPALIVE_S)
             client.loop_start()
@@ -109,10 +94,13 @@ class MqttSubscriber:
                 self.topics.subscription,
                 host,
                 port,
-                " over TLS" if tls or self.tls_ca else "",
+                " over TLS" if tls else "",
                 f" as {self.username}" if self.username else "",
             )
             return self
+
+    def _auth(self) -> MqttAuth:
+        return MqttAuth(self.username, self.password, self.tls_ca)
 
     def stop(self) -> None:
         """Disconnect and stop the network thread; safe to call more than once."""
@@ -197,15 +185,6 @@ class MqttSubscriber:
             self.state.apply(info, wire.decode_availability(payload))
         else:
             self.state.apply(info, wire.decode(info, payload), raw=bytes(payload))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _printable(msg: mqtt.MQTTMessage) -> str:

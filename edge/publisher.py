@@ -10,26 +10,23 @@ outbox are discarded: nothing about a person leaves after "forget me".
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import logging
-import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from broker import wire
+from broker.connection import ENV_CA, ENV_PASSWORD, ENV_USERNAME, MqttAuth, make_client
+
+__all__ = ["ENV_CA", "ENV_PASSWORD", "ENV_USERNAME", "MqttAuth", "Ledger", "SignalPublisher"]
 
 logger = logging.getLogger(__name__)
 
-ENV_USERNAME = "ONLOOKER_MQTT_USERNAME"
-ENV_PASSWORD = "ONLOOKER_MQTT_PASSWORD"
-ENV_CA = "ONLOOKER_MQTT_CA"
 MQTTS_PORT = 8883
 WINDOW = 16
 """QoS 1 messages handed to paho and not yet acknowledged, at most (paho allows 20 in
@@ -42,32 +39,6 @@ personal data kept longer for nothing."""
 RESYNC_WAIT_S = 5.0
 """After a reconnect, how long the pump waits for paho to re-send what was in flight."""
 STOP_FLUSH_S = 3.0
-
-
-@dataclass(frozen=True)
-class MqttAuth:
-    """Username, password and TLS trust anchor; from the environment, never the command line."""
-
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_file: str | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> MqttAuth:
-        """Read ONLOOKER_MQTT_USERNAME, ONLOOKER_MQTT_PASSWORD and ONLOOKER_MQTT_CA."""
-        env = os.environ if environ is None else environ
-        return cls(env.get(ENV_USERNAME) or None, env.get(ENV_PASSWORD) or None,
-                   env.get(ENV_CA) or None)  # fmt: skip
-
-    def check(self, address: wire.BrokerAddress) -> None:
-        """Refuse settings that cannot work or would silently weaken the connection."""
-        if self.password is not None and self.username is None:
-            raise ValueError(f"{ENV_PASSWORD} is set but {ENV_USERNAME} is not")
-        if self.ca_file is not None:
-            if not address.tls:
-                raise ValueError(f"{ENV_CA} is set but the broker URL is not mqtts://")
-            if not os.path.isfile(self.ca_file):
-                raise ValueError(f"{ENV_CA}={self.ca_file!r} is not a file")
 
 
 @dataclass
@@ -136,7 +107,6 @@ class SignalPublisher:
         self.agent = wire.check_agent_id(agent)
         self.topics = wire.Topics(prefix)
         self.auth = MqttAuth.from_env() if auth is None else auth
-        self.auth.check(self.address)
         if max_buffer < 1 or ttl_s <= 0:
             raise ValueError("max_buffer must be ≥ 1 and ttl_s > 0")
         self.max_buffer = max_buffer
@@ -161,25 +131,15 @@ class SignalPublisher:
         self._resync_until = 0.0
         self._stopping = False
         self._pump: threading.Thread | None = None
-        self.client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"onlooker-agent-{agent}",
-            clean_session=True,
+        # The will is set before connecting: the broker announces `offline` for us when the
+        # connection drops without a DISCONNECT (crash, kill -9, cable pulled).
+        self.client, _ = make_client(
+            broker_url,
+            f"onlooker-agent-{agent}",
+            self.auth,
+            will_topic=self.topics.available(agent),
+            who="the agent",
         )
-        if self.auth.username is not None:
-            self.client.username_pw_set(self.auth.username, self.auth.password)
-            if not self.address.tls and not _is_loopback(self.host):
-                logger.warning(
-                    "the MQTT password crosses the network in clear text to %s; "
-                    "use mqtts:// (docs/operations.md)",
-                    self.host,
-                )
-        if self.address.tls:
-            self.client.tls_set(ca_certs=self.auth.ca_file)  # None: the system's trust store
-        # The will must be set before connecting: the broker announces `offline` for us
-        # when the connection drops without a DISCONNECT (crash, kill -9, cable pulled).
-        self.client.will_set(self.topics.available(agent), wire.OFFLINE, qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -500,12 +460,3 @@ class SignalPublisher:
         """Drop the local record of what was published about a visit (retention ended)."""
         with self._gate:
             self.ledgers.pop(visit, None)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

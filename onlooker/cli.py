@@ -47,6 +47,13 @@ def _agent_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--agent-id", default="kiosk-1", help="name of this screen (a-z, 0-9, -)")
     parser.add_argument(
+        "--topic-prefix",
+        default=os.environ.get("ONLOOKER_TOPIC_PREFIX") or "onlooker/v1",
+        metavar="PREFIX",
+        help="MQTT topic prefix, the same as the dashboard's and the ACL's "
+        "(default onlooker/v1, env ONLOOKER_TOPIC_PREFIX)",
+    )
+    parser.add_argument(
         "--viewer-port",
         type=int,
         default=DEFAULT_VIEWER_PORT,
@@ -354,6 +361,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         config = AgentConfig(
             agent_id=args.agent_id,
             broker_url=args.broker,
+            topic_prefix=args.topic_prefix,
             consent=consent,
             duration_s=args.duration,
             retention_s=args.retention,
@@ -399,7 +407,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def _serve_dashboard(
-    broker_url: str, host: str, port: int, retention_s: float, auth: tuple[str, str] | None = None
+    broker_url: str,
+    host: str,
+    port: int,
+    retention_s: float,
+    auth: tuple[str, str] | None = None,
+    prefix: str | None = None,
 ):
     from dashboard import create_app
     from dashboard.server import DashboardServer
@@ -407,6 +420,8 @@ def _serve_dashboard(
     if retention_s < 0:
         raise CliError("--retention must be 0 or more seconds")
     config = {"BROKER_URL": broker_url, "RETENTION_S": retention_s}
+    if prefix is not None:  # the demo's agent and dashboard share one prefix
+        config["TOPIC_PREFIX"] = prefix
     if auth is not None:  # the embedded broker's per-run credentials
         config.update(BROKER_USERNAME=auth[0], BROKER_PASSWORD=auth[1])
     app = create_app(config)
@@ -430,11 +445,16 @@ def _broker_access(broker) -> str:
     return "this run's credentials only" if broker.secured else "open to local processes"
 
 
-def _start_broker(port: int, prefer: str = "auto", agents: list[str] | None = None):
+def _start_broker(
+    port: int, prefer: str = "auto", agents: list[str] | None = None, prefix: str | None = None
+):
+    from broker import wire
     from broker.embedded import BrokerError, EmbeddedBroker
 
     try:
-        return EmbeddedBroker(port=port, prefer=prefer, agents=agents).start()
+        return EmbeddedBroker(
+            port=port, prefer=prefer, agents=agents, prefix=prefix or wire.DEFAULT_PREFIX
+        ).start()
     except (BrokerError, OSError) as exc:
         raise CliError(f"could not start the embedded broker: {exc}") from exc
 
@@ -466,18 +486,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_camera(spec)
     # The demo's own broker takes only this run's credentials (with Mosquitto): no other local
     # process can read what the agent sends or speak for it.
-    broker = None if args.broker else _start_broker(0, agents=[args.agent_id])
+    broker = (
+        None if args.broker else _start_broker(0, agents=[args.agent_id], prefix=args.topic_prefix)
+    )
     broker_url = args.broker or broker.url
     dashboard = agent = None
     try:
         auth = broker.credentials("dashboard") if broker is not None and broker.secured else None
         dashboard = _serve_dashboard(
-            broker_url, "127.0.0.1", args.dashboard_port, args.retention, auth=auth
+            broker_url,
+            "127.0.0.1",
+            args.dashboard_port,
+            args.retention,
+            auth=auth,
+            prefix=args.topic_prefix,
         )
         command = [
             sys.executable, "-m", "onlooker", "--log-level", args.log_level, "agent",
             "--source", spec, "--broker", broker_url, "--agent-id", args.agent_id,
-            "--viewer-port", str(args.viewer_port), "--max-faces", str(args.max_faces),
+            "--topic-prefix", args.topic_prefix, "--viewer-port", str(args.viewer_port),
+            "--max-faces", str(args.max_faces),
             "--retention", str(args.retention), "--model", args.model, "--profile", args.profile,
         ]  # fmt: skip
         command += ["--consent", consent] if consent else []
