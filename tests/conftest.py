@@ -71,6 +71,16 @@ def model_path(sample) -> Path:
     return sample(assets.MODEL)
 
 
+@pytest.fixture(scope="module")
+def landmarker(model_path):
+    """The real Face Landmarker (VIDEO and IMAGE mode), one per test module."""
+    from edge.face import MediaPipeFaceLandmarker
+
+    analyzer = MediaPipeFaceLandmarker(model_path)
+    yield analyzer
+    analyzer.close()
+
+
 @pytest.fixture
 def mosquitto() -> Iterator[EmbeddedBroker]:
     require(find_mosquitto() is not None, "mosquitto is not installed (apt-get install mosquitto)")

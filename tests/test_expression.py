@@ -20,7 +20,7 @@ from edge.expression import (
     make_estimate,
     normalised,
 )
-from edge.face import FaceObservation, MediaPipeFaceLandmarker
+from edge.face import FaceObservation
 from edge.models.blendshapes import (
     ACTION_UNITS,
     CALL_AT,
@@ -36,13 +36,6 @@ POSED = {
     "single_face.jpg": "joy",
 }
 POSED_DISGUST = "45-m7-di-ph.jpg"
-
-
-@pytest.fixture(scope="module")
-def landmarker(model_path):
-    analyzer = MediaPipeFaceLandmarker(model_path)
-    yield analyzer
-    analyzer.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from edge.expression import EMOTIONS, ExpressionTracker, label_flips
-from edge.face import MediaPipeFaceLandmarker
 from edge.models import DEFAULT_EXPRESSION_MODEL, create_expression_model, fusion
 from edge.models.fusion import FusionExpressionModel, load_head
 
@@ -26,13 +25,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture(scope="module")
-def landmarker(model_path):
-    analyzer = MediaPipeFaceLandmarker(model_path)
-    yield analyzer
-    analyzer.close()
 
 
 @pytest.fixture(scope="module")
