@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_agent import ScriptedAnalyzer, ScriptedSource, run_agent, wait
 
 from broker import wire
 from dashboard.state import DashboardState
@@ -265,3 +266,41 @@ def test_the_api_serves_the_aggregate_and_the_stream_carries_it():
     events = dict(feed.state.wait_for_changes(version, timeout=0.1).events)
     assert events["feedback"]["agent"] == "kiosk-1"
     assert events["feedback"]["screen"]["kinds"]["time_left"]["value"] is None
+
+
+def test_the_agent_takes_answers_after_its_visit_and_not_after_forget_me(mosquitto):
+    """A real agent on scripted frames: the visitor's answers go out through the viewer API
+    only about conclusions it drew, only after the visit, and never after "Forget me"."""
+    from edge.viewer import create_viewer_app
+
+    agent, thread = run_agent(
+        mosquitto.url, ScriptedSource(80), ScriptedAnalyzer(lambda i: i < 30),
+        consent="recorded-source", scopes=("expression",), leave_after_s=0.1,
+    )  # fmt: skip
+    thread.join(30)
+    client = create_viewer_app(agent).test_client()
+    token = {"X-Onlooker-Token": client.application.config["PAGE_TOKEN"]}
+
+    def post(body):
+        return client.post("/api/feedback", json=body, headers=token)
+
+    learned = agent.learned()
+    assert [c["kind"] for c in learned["conclusions"]] == ["expression", "feeling"]
+    assert learned["answers"] == {}
+    visit = learned["visit"]
+    ok = post({"conclusion": "feeling", "answer": "surprise"})
+    assert ok.status_code == 200 and ok.get_json()["learned"]["answers"] == {"feeling": "surprise"}
+    # Only what the screen concluded, only with the words of the contract.
+    assert post({"conclusion": "pace", "answer": "right"}).status_code == 409  # not consented
+    assert post({"conclusion": "feeling", "answer": "right"}).status_code == 409
+    assert post({"conclusion": "expression", "answer": "bored"}).status_code == 409
+    for bad in ({"conclusion": "expression"}, {"conclusion": "expression", "answer": 1},
+                {"conclusion": "expression", "answer": "right", "note": "hi"}, []):  # fmt: skip
+        assert post(bad).status_code == 400
+    unsigned = client.post("/api/feedback", json={"conclusion": "expression", "answer": "right"})
+    assert unsigned.status_code == 403  # without the page's token
+    assert agent.publisher.ledgers[visit].counts["feedback"] == 1
+    assert agent.forget()
+    assert post({"conclusion": "expression", "answer": "right"}).status_code == 409
+    assert wait(lambda: agent.publisher.stats()["queued"] == 0, 5)
+    assert agent.publisher.refused == 2  # the two answers off the contract's words
