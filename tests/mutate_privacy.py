@@ -47,6 +47,7 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_privacy.py::test_the_allow_list_is_exactly_the_reviewed_one",
             "tests/test_wire.py",
             "tests/test_protocol_doc.py",
+            "tests/test_feedback.py",
         ),
     ),
     "edge/publisher.py": (
@@ -61,6 +62,7 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_agent.py::test_past_the_retention_period_the_device_forgets_what_it_published",
             "tests/test_hostile_input.py::test_a_purge_clears_a_retained_message_planted_under_the_visit",
             "tests/test_faults.py::test_a_purge_while_away_is_kept_and_discards_the_visits_unsent_signals",
+            "tests/test_feedback.py",
         ),
     ),
     "edge/agent.py": (
@@ -92,6 +94,7 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_dashboard.py::test_retention_waits_for_the_last_message_of_an_ended_visit",
             "tests/test_dashboard.py::test_oldest_visits_are_forgotten_beyond_the_limit_ended_ones_first",
             "tests/test_privacy.py::test_retention_deletes_a_finished_visit",
+            "tests/test_feedback.py",
         ),
     ),
 }  # fmt: skip
