@@ -13,84 +13,17 @@ import time
 import webbrowser
 from collections.abc import Sequence
 
+from onlooker import config as cfg
+
 # MediaPipe's C++ core logs every graph start to stderr; keep the terminal readable.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 logger = logging.getLogger("onlooker")
 
-DEFAULT_DASHBOARD_PORT = 8000
-DEFAULT_VIEWER_PORT = 8001
-
 
 class CliError(RuntimeError):
     """A problem the user can fix; printed without a traceback."""
-
-
-def _broker_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    parser.add_argument(
-        "--broker",
-        metavar="URL",
-        default=os.environ.get("ONLOOKER_BROKER"),
-        required=required,
-        help="use this MQTT broker, e.g. mqtt://127.0.0.1:1883 (env ONLOOKER_BROKER)",
-    )
-
-
-def _agent_args(parser: argparse.ArgumentParser) -> None:
-    from edge.models import DEFAULT_EXPRESSION_MODEL
-
-    parser.add_argument(
-        "--source",
-        help="webcam index (0), a video file, an image or a folder of images "
-        "(default: webcam 0 if it opens, else the sample video)",
-    )
-    parser.add_argument("--agent-id", default="kiosk-1", help="name of this screen (a-z, 0-9, -)")
-    parser.add_argument(
-        "--topic-prefix",
-        default=os.environ.get("ONLOOKER_TOPIC_PREFIX") or "onlooker/v1",
-        metavar="PREFIX",
-        help="MQTT topic prefix, the same as the dashboard's and the ACL's "
-        "(default onlooker/v1, env ONLOOKER_TOPIC_PREFIX)",
-    )
-    parser.add_argument(
-        "--viewer-port",
-        type=int,
-        default=DEFAULT_VIEWER_PORT,
-        help=f"port of the viewer's consent page on 127.0.0.1 (default {DEFAULT_VIEWER_PORT})",
-    )
-    parser.add_argument("--max-faces", type=int, default=2, help="faces tracked at most")
-    parser.add_argument(
-        "--profile",
-        choices=("default", "pi"),
-        default="default",
-        help="pi: smaller frames and the model on every 3rd frame, for a Raspberry Pi",
-    )
-    parser.add_argument(
-        "--model",
-        default=os.environ.get("ONLOOKER_MODEL", DEFAULT_EXPRESSION_MODEL),
-        metavar="NAME",
-        help=f"expression backend (default {DEFAULT_EXPRESSION_MODEL}, env ONLOOKER_MODEL); "
-        "`onlooker models list` shows them",
-    )
-    parser.add_argument(
-        "--fast", action="store_true", help="process a video as fast as possible, not in real time"
-    )
-    parser.add_argument(
-        "--no-loop", dest="loop", action="store_false", help="stop at the end of a video"
-    )
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
-    _retention_arg(parser)
-
-
-def _retention_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--retention",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="how long a finished visit is kept before it is deleted (default 600; 0 = at once)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,40 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
             "(or, without one, on the sample video, looping), and print the URLs."
         ),
     )
-    _agent_args(demo)
-    _broker_arg(demo)
-    demo.add_argument(
-        "--dashboard-port",
-        type=int,
-        default=DEFAULT_DASHBOARD_PORT,
-        help=f"dashboard port on 127.0.0.1 (default {DEFAULT_DASHBOARD_PORT})",
-    )
+    cfg.add_arguments(demo, "demo")
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
     agent = sub.add_parser("agent", help="run the edge agent beside a camera")
-    _agent_args(agent)
-    _broker_arg(agent)
-    agent.add_argument(
-        "--max-visit", type=float, default=900.0, metavar="SECONDS",
-        help="a visit ends after this long, whatever happens (default 900)",
-    )  # fmt: skip
-    agent.add_argument(
-        "--screen-width-cm", type=float, default=34.0, metavar="CM",
-        help="physical width of the viewer's screen (default 34, a 15.6-inch laptop); a "
-        "calibration on the viewer page replaces it",
-    )  # fmt: skip
-    agent.add_argument(
-        "--consent",
-        choices=("viewer", "recorded-source"),
-        help="viewer: the person agrees on the viewer page (default for a webcam); "
-        "recorded-source: a recorded video of someone who agreed (default for files)",
-    )
+    cfg.add_arguments(agent, "agent")
 
     dash = sub.add_parser("dashboard", help="run the dashboard (Flask) against a broker")
-    _broker_arg(dash)
-    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    dash.add_argument("--port", type=int, default=DEFAULT_DASHBOARD_PORT)
-    _retention_arg(dash)
+    cfg.add_arguments(dash, "dashboard")
 
     brk = sub.add_parser("broker", help="run the embedded MQTT broker alone")
     brk.add_argument("--port", type=int, default=1883, help="port on 127.0.0.1 (default 1883)")
@@ -161,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     from broker.credentials import add_arguments as add_credentials_arguments
 
     add_credentials_arguments(cred)
+
+    conf = sub.add_parser(
+        "config",
+        help="the effective settings and where each came from",
+        description="Print the effective settings of the agent, the broker connection and the "
+        "dashboard as a kiosk file: each with its help, its value and where it came from "
+        "(default, file, env or flag). Secrets are never printed, only whether they are set.",
+    )
+    conf_sub = conf.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    cfg.add_arguments(
+        conf_sub.add_parser("show", help="effective values, with default / file / env / flag"),
+        "show",
+    )
 
     models = sub.add_parser("models", help="model files and sample media")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -342,7 +262,7 @@ def _ask_to_stop(process: subprocess.Popen) -> None:
 
 def cmd_agent(args: argparse.Namespace) -> int:
     from edge import assets
-    from edge.agent import Agent, AgentConfig
+    from edge.agent import Agent
     from edge.face import MediaPipeFaceLandmarker, ModelError
     from edge.sources import SourceError, open_source
     from edge.viewer import ViewerServer, create_viewer_app
@@ -358,18 +278,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         args.consent or consent or ("viewer" if source.kind == "camera" else "recorded-source")
     )
     try:
-        config = AgentConfig(
-            agent_id=args.agent_id,
-            broker_url=args.broker,
-            topic_prefix=args.topic_prefix,
-            consent=consent,
-            duration_s=args.duration,
-            retention_s=args.retention,
-            max_visit_s=args.max_visit,
-            expression_model=args.model,
-            profile=args.profile,
-            screen_width_cm=args.screen_width_cm,
-        )
+        # Every field from the one tree (flag > env > file > default), checked by AgentConfig.
+        config = cfg.agent_config(args.settings, consent=consent)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -378,7 +288,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         )
     except (ModelError, assets.AssetError) as exc:
         raise CliError(str(exc)) from exc
-    agent = Agent(config, source, analyzer)
+    try:  # the backend's options from [models.<name>] reach its constructor
+        expression_model = cfg.create_expression_model(args.settings, config.expression_model)
+    except cfg.ConfigError as exc:
+        analyzer.close()
+        source.close()
+        raise CliError(str(exc)) from exc
+    agent = Agent(config, source, analyzer, expression_model=expression_model)
     try:
         viewer = ViewerServer(create_viewer_app(agent), port=args.viewer_port).start()
     except OSError as exc:
@@ -413,6 +329,7 @@ def _serve_dashboard(
     retention_s: float,
     auth: tuple[str, str] | None = None,
     prefix: str | None = None,
+    extra: dict | None = None,
 ):
     from dashboard import create_app
     from dashboard.server import DashboardServer
@@ -422,6 +339,7 @@ def _serve_dashboard(
     config = {"BROKER_URL": broker_url, "RETENTION_S": retention_s}
     if prefix is not None:  # the demo's agent and dashboard share one prefix
         config["TOPIC_PREFIX"] = prefix
+    config.update(extra or {})
     if auth is not None:  # the embedded broker's per-run credentials
         config.update(BROKER_USERNAME=auth[0], BROKER_PASSWORD=auth[1])
     app = create_app(config)
@@ -431,10 +349,26 @@ def _serve_dashboard(
         raise CliError(f"dashboard port {port} is not free ({exc}); pass another port") from exc
 
 
+def _dashboard_extra(args: argparse.Namespace) -> dict:
+    """The dashboard's settings from the tree that create_app takes as configuration keys."""
+    return {
+        "CROWD_K": args.crowd_k,
+        "EXHIBITION_HOLD_S": args.exhibition_hold_s,
+        "ALLOWED_HOSTS": args.allowed_hosts,
+    }
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     if not args.broker:
         raise CliError("the dashboard needs a broker: pass --broker mqtt://host:port")
-    server = _serve_dashboard(args.broker, args.host, args.port, args.retention)
+    server = _serve_dashboard(
+        args.broker,
+        args.dashboard_host,
+        args.dashboard_port,
+        args.dashboard_retention,
+        prefix=args.topic_prefix,
+        extra=_dashboard_extra(args),
+    )
     print(f"dashboard: {server.url}  (broker {args.broker}; Ctrl-C stops)", flush=True)
     _wait_for_signal()
     server.stop()
@@ -497,10 +431,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             broker_url,
             "127.0.0.1",
             args.dashboard_port,
-            args.retention,
+            # --retention on the demo is for both; otherwise each room keeps its own setting.
+            args.retention if args.settings.sources["agent.retention_s"] == "flag"
+            else args.dashboard_retention,
             auth=auth,
             prefix=args.topic_prefix,
-        )
+            extra=_dashboard_extra(args),
+        )  # fmt: skip
         command = [
             sys.executable, "-m", "onlooker", "--log-level", args.log_level, "agent",
             "--source", spec, "--broker", broker_url, "--agent-id", args.agent_id,
@@ -509,6 +446,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "--retention", str(args.retention), "--model", args.model, "--profile", args.profile,
         ]  # fmt: skip
         command += ["--consent", consent] if consent else []
+        # The agent reads the same kiosk file: the fields the demo has no flags for reach it.
+        command += ["--config", str(args.settings.path)] if args.settings.path else []
         command += ["--fast"] if args.fast else []
         command += [] if args.loop else ["--no-loop"]
         # Credentials through the environment (readable by this user only), never argv.
@@ -540,6 +479,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.duration if args.duration else None
         while not done.wait(0.5):
             if agent.poll() is not None:
+                if deadline and agent.returncode == 0:  # its own duration_s from the file
+                    break
                 raise CliError(f"the agent stopped unexpectedly (exit code {agent.returncode})")
             if deadline and time.monotonic() >= deadline:
                 break
@@ -618,7 +559,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    print(cfg.format_settings(args.settings), end="")
+    return 0
+
+
 COMMANDS = {
+    "config": cmd_config,
     "eval": cmd_eval,
     "doctor": cmd_doctor,
     "kiosk": cmd_kiosk,
@@ -642,6 +589,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("amqtt", "transitions", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        if args.command in cfg.COMMAND_SECTIONS or args.command == "config":
+            command = "show" if args.command == "config" else args.command
+            try:  # validated once, here: every later step reads the checked values
+                cfg.apply(args, cfg.resolve(args, command))
+            except cfg.ConfigError as exc:
+                raise CliError(str(exc)) from exc
         return COMMANDS[args.command](args)
     except CliError as exc:
         print(f"onlooker: error: {exc}", file=sys.stderr)
