@@ -643,3 +643,45 @@ def test_retention_waits_for_the_last_message_of_an_ended_visit() -> None:
     assert [v["visit"] for v in state.visits()] == [VISIT]
     clock.advance(1)  # due at exactly retention_s
     assert state.visits() == []
+
+
+def test_an_agent_cannot_purge_another_agents_visit_and_any_purge_is_remembered() -> None:
+    state = DashboardState(clock=FakeClock())
+
+    def send(agent: str, kind: str, seq: int, visit: str, **fields: Any) -> None:
+        message = wire.message(kind, agent=agent, seq=seq, ts=time.time(), visit=visit, **fields)
+        state.apply(wire.TopicInfo(kind, agent, visit), message)
+
+    send("kiosk-31", "visit", 0, VISIT, event="start", consent="viewer", scopes=["expression"])
+    with pytest.raises(wire.WireError, match="visit_agent_mismatch"):
+        send("kiosk-32", "purge", 0, VISIT, reason="forget")  # not its visit
+    assert [v["visit"] for v in state.visits()] == [VISIT]
+    # A purge for a visit this dashboard never saw (it started later) is remembered all the
+    # same: the visit's messages, arriving late, do not create it.
+    send("kiosk-32", "purge", 1, "0dd0dd0dd0dd", reason="withdrawn")
+    with pytest.raises(wire.WireError, match="purged_visit"):
+        send("kiosk-32", "visit", 2, "0dd0dd0dd0dd", event="start", consent="viewer",
+             scopes=["expression"])  # fmt: skip
+    send("kiosk-31", "purge", 1, VISIT, reason="forget")  # its own: gone
+    assert state.visits() == []
+
+
+def test_the_memory_of_purged_visits_is_bounded_and_forgets_the_oldest_first() -> None:
+    from dashboard import state as state_module
+
+    state = DashboardState(clock=FakeClock())
+    memory = state_module._PURGED_MEMORY
+    ids = [f"{n:012x}" for n in range(memory + 1)]
+    for visit_id in ids:  # one more purge than it remembers
+        assert state.purge(visit_id) is False
+
+    def start(seq: int, visit: str) -> None:
+        message = wire.message("visit", agent="kiosk-33", seq=seq, ts=time.time(), visit=visit,
+                               event="start", consent="viewer", scopes=["expression"])  # fmt: skip
+        state.apply(wire.TopicInfo("visit", "kiosk-33", visit), message)
+
+    for seq, visit_id in enumerate((ids[-1], ids[1])):  # the newest and the oldest still kept
+        with pytest.raises(wire.WireError, match="purged_visit"):
+            start(seq, visit_id)
+    start(5, ids[0])  # the very oldest is forgotten: memory is bounded
+    assert [v["visit"] for v in state.visits()] == [ids[0]]
