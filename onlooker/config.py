@@ -142,7 +142,7 @@ def _dashboard_settings() -> list[Setting]:
 
     return [
         Setting("dashboard", "host", str, DEFAULTS["BIND_HOST"], "address the dashboard binds",
-                env="ONLOOKER_DASHBOARD_HOST", flag="--dashboard-host",
+                env="ONLOOKER_DASHBOARD_HOST", flag="--dashboard-host", metavar="ADDRESS",
                 flags={"dashboard": "--host"}, arg="dashboard_host"),
         Setting("dashboard", "port", int, DEFAULT_DASHBOARD_PORT, "dashboard port",
                 env="ONLOOKER_DASHBOARD_PORT", flag="--dashboard-port",
@@ -404,6 +404,9 @@ def _validate(resolved: Resolved, sections: Sequence[str]) -> None:
             )
         if s.key.endswith("port") and v[name] is not None and v[name] > 65535:
             raise ConfigError(_blame(resolved, f"{s.key} {v[name]} is not a port", s.section))
+    if "dashboard" in sections and v["dashboard.crowd_k"] < 5:  # docs/privacy.md: k ≥ 5
+        message = f"crowd_k must be 5 or more, not {v['dashboard.crowd_k']}"
+        raise ConfigError(_blame(resolved, message, "dashboard"))
     if "agent" in sections:
         try:
             agent_config(resolved)

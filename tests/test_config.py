@@ -143,6 +143,12 @@ def test_agent_config_checks_are_reused_and_say_where_the_value_came_from(tmp_pa
         resolved(["agent", "--config", str(tmp_path / "nope.toml")])
 
 
+def test_crowd_figures_need_at_least_five_visits_whatever_the_file_says(tmp_path):
+    path = kiosk_file(tmp_path, "[dashboard]\ncrowd_k = 2\n")
+    with pytest.raises(cfg.ConfigError, match="crowd_k must be 5 or more.*from file"):
+        resolved(["dashboard", "--config", str(path)])
+
+
 def test_options_for_an_unknown_backend_are_refused(tmp_path):
     path = kiosk_file(tmp_path, "[models.fussion]\nthreads = 1\n")
     with pytest.raises(cfg.ConfigError, match=r"kiosk.toml: \[models.fussion\].*unknown"):
