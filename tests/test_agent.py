@@ -257,6 +257,7 @@ def test_the_publisher_refuses_a_signal_whose_scope_the_visit_did_not_consent_to
         assert not publisher.publish(kind, visit=without, **SIGNALS[kind])
         assert publisher.refused == 1
         assert publisher.publish(kind, visit=consented, **SIGNALS[kind])  # same fields, consented
+        assert publisher.sent == 3  # the two starts and the consented signal, nothing else
     finally:
         publisher.stop()
     assert tap.wait_for(lambda: wire.OFFLINE.encode() in [p for _, p, _ in tap.snapshot()], 5)
