@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, from PyPI (pyproject.toml installs it only there)
     import tomli as tomllib
+
+logger = logging.getLogger(__name__)
 
 ENV_CONFIG = "ONLOOKER_CONFIG"
 DEFAULT_DASHBOARD_PORT = 8000
@@ -448,6 +451,8 @@ def create_expression_model(resolved: Resolved, name: str):
     from edge import models
 
     options = resolved.model_options(name)
+    if options:
+        logger.info("expression backend %s with %s from %s", name, options, resolved.path)
     try:
         return models.create_expression_model(name, **options)
     except (TypeError, ValueError) as exc:
