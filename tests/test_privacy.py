@@ -211,6 +211,17 @@ def test_the_allow_list_is_exactly_the_reviewed_one():
     assert all(int(d) <= 2 for d in re.findall(r"round (\d+)", str(ALLOW_LIST)))
 
 
+@pytest.mark.parametrize("control", [chr(0), "\n", chr(27), chr(31)])
+def test_text_fields_carry_no_control_characters(control):
+    fields = {**EXPRESSION, "reason_units": [f"AU12 lip{control}corner"]}
+    with pytest.raises(wire.WireError, match="control characters"):
+        wire.message("expression", agent="kiosk-1", seq=0, ts=1.0, visit="0123456789ab", **fields)
+    fields["reason_units"] = ["AU12 lip corner"]  # a space is text
+    assert wire.message(
+        "expression", agent="kiosk-1", seq=0, ts=1.0, visit="0123456789ab", **fields
+    )
+
+
 def longest_array(value) -> int:
     if isinstance(value, list):
         return max([len(value), *(longest_array(v) for v in value)])
@@ -407,6 +418,15 @@ def test_after_a_purge_nothing_late_or_queued_about_the_visit_crosses_the_wire(
     assert tap.wait_for(lambda: wire.OFFLINE.encode() in [p for _, p, _ in tap.snapshot()], 5)
     about = [m["type"] for m in tap.decoded() if m.get("visit") == visit]
     assert about == ["visit", *SIGNALS, "purge"], about  # each signal once, before the purge
+    # Nothing about a person is retained by the broker: a new subscriber gets availability only.
+    late = WireTap(mosquitto.url)
+    try:
+        assert late.wait_for(lambda: any(r for _, _, r in late.snapshot()), 5)
+        time.sleep(0.5)  # the broker sends every retained message at once, right after this
+        retained = [late.topics.parse(t).kind for t, _, r in late.snapshot() if r]
+    finally:
+        late.close()
+    assert retained == ["available"], retained
     assert len([m for m in tap.of_type("attention") if m["visit"] == other]) == 2
 
 
