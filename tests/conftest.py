@@ -226,6 +226,11 @@ def dashboard_on():
         )
         server = DashboardServer(app, port=0).start()
         servers.append(server)
+        subscriber = app.extensions.get("onlooker_mqtt")
+        if subscriber is not None and config.get("MQTT_AUTOSTART", True):
+            # Subscribed before the test sends anything: a message published earlier (not
+            # retained) would be lost to it, and the test would race the subscription.
+            subscriber.wait_connected(10)
         return server
 
     yield start
