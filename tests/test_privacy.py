@@ -211,6 +211,23 @@ def test_the_allow_list_is_exactly_the_reviewed_one():
     assert all(int(d) <= 2 for d in re.findall(r"round (\d+)", str(ALLOW_LIST)))
 
 
+def test_no_field_spec_can_be_loosened_at_run_time():
+    """A plugin (a swapped-in model, say) cannot make a number finer or a list longer."""
+    import dataclasses
+
+    def specs(spec):
+        yield spec
+        if hasattr(spec, "inner"):
+            yield from specs(spec.inner)
+
+    every = [s for f in (wire.COMMON, *wire.FIELDS.values()) for v in f.values() for s in specs(v)]
+    assert {type(s).__name__ for s in every} == {"Num", "Text", "Flag", "Optional_", "ListOf"}
+    for spec in every:
+        name = next(iter(dataclasses.fields(spec)), None)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(spec, name.name if name else "loosened", 6)
+
+
 @pytest.mark.parametrize("control", [chr(0), "\n", chr(27), chr(31)])
 def test_text_fields_carry_no_control_characters(control):
     fields = {**EXPRESSION, "reason_units": [f"AU12 lip{control}corner"]}
