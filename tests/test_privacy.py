@@ -228,6 +228,25 @@ def test_no_field_spec_can_be_loosened_at_run_time():
             setattr(spec, name.name if name else "loosened", 6)
 
 
+def test_numbers_and_strings_cross_only_within_their_bounds():
+    """Counts are whole (3.0 is 3, 3.5 is refused); a string may use its full length, no more."""
+    base = dict(visit="0123456789ab", **ATTENTION)
+    assert (
+        wire.message("attention", agent="kiosk-1", seq=0, ts=1.0, **{**base, "blinks": 3.0})[
+            "blinks"
+        ]
+        == 3
+    )
+    with pytest.raises(wire.WireError, match="integer"):
+        wire.message("attention", agent="kiosk-1", seq=0, ts=1.0, **{**base, "blinks": 3.5})
+    longest = "a" * 32  # visit: text 32
+    assert wire.message("attention", agent="kiosk-1", seq=0, ts=1.0, **{**base, "visit": longest})
+    with pytest.raises(wire.WireError, match="too long"):
+        wire.message(
+            "attention", agent="kiosk-1", seq=0, ts=1.0, **{**base, "visit": longest + "a"}
+        )
+
+
 @pytest.mark.parametrize("control", [chr(0), "\n", chr(27), chr(31)])
 def test_text_fields_carry_no_control_characters(control):
     fields = {**EXPRESSION, "reason_units": [f"AU12 lip{control}corner"]}
