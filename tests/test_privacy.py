@@ -445,6 +445,8 @@ def test_after_a_purge_nothing_late_or_queued_about_the_visit_crosses_the_wire(
         assert publisher.refused == len(SIGNALS) + 1
         assert publisher.publish("attention", visit=other, **ATTENTION)  # others go on
         assert publisher.purge("Not-A-Visit", "forget") is False  # off the contract: nothing sent
+        # Counted as sent: 2 starts, the signals twice, the other visit's 2, and the purge.
+        assert publisher.sent == 2 + 2 * len(SIGNALS) + 2 + 1
     finally:
         publisher.stop()
     assert tap.wait_for(lambda: wire.OFFLINE.encode() in [p for _, p, _ in tap.snapshot()], 5)
