@@ -45,6 +45,9 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
         {},
         _tests(
             "tests/test_privacy.py::test_the_allow_list_is_exactly_the_reviewed_one",
+            "tests/test_privacy.py::test_no_field_spec_can_be_loosened_at_run_time",
+            "tests/test_privacy.py::test_numbers_and_strings_cross_only_within_their_bounds",
+            "tests/test_privacy.py::test_text_fields_carry_no_control_characters",
             "tests/test_wire.py",
             "tests/test_protocol_doc.py",
             "tests/test_feedback.py",
@@ -87,6 +90,8 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
          "_sweep": ("now = self.clock()", None)},
         _tests(
             "tests/test_dashboard_wire.py::test_a_late_or_replayed_message_for_a_purged_visit_does_not_bring_it_back",
+            "tests/test_dashboard.py::test_an_agent_cannot_purge_another_agents_visit_and_any_purge_is_remembered",
+            "tests/test_dashboard.py::test_the_memory_of_purged_visits_is_bounded_and_forgets_the_oldest_first",
             "tests/test_dashboard_wire.py::test_admin_actions_need_json_from_the_page_and_a_token_off_loopback",
             "tests/test_dashboard.py::test_a_signal_outside_the_visits_consent_is_rejected",
             "tests/test_dashboard.py::test_visit_claimed_by_another_agent_is_rejected",
