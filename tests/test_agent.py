@@ -322,6 +322,51 @@ def test_the_agent_computes_and_asks_to_send_only_what_the_one_scope_allows(
     assert (agent.attention.updates > 0) == (scope in ("attention", "reading"))
 
 
+class BlockingExpressionModel(CountingExpressionModel):
+    """A backend so slow that each estimate waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.release, self.forgotten = threading.Event(), threading.Event(), 0
+
+    def estimate(self, image, face):
+        self.inside.set()
+        self.release.wait(10)
+        return super().estimate(image, face)
+
+    def forget(self) -> None:
+        self.forgotten += 1
+
+
+def test_consent_requests_never_wait_for_the_expression_model(mosquitto, wiretap_factory):
+    """The model runs outside the agent's lock: withdrawing while it runs returns at once,
+    the frame it was working on is dropped, and the model forgets as soon as it returns."""
+    tap = wiretap_factory(mosquitto.url)
+    model = BlockingExpressionModel()
+    config = AgentConfig(broker_url=mosquitto.url, heartbeat_s=0.2, consent="viewer")
+    agent = Agent(config, ScriptedSource(100), ScriptedAnalyzer(lambda i: True),
+                  expression_model=model)  # fmt: skip
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    try:
+        agent.give_consent(["expression"])
+        assert model.inside.wait(10)  # busy with the first frame of the visit
+        forgotten = model.forgotten
+        started = time.monotonic()
+        assert agent.status()["watching"]
+        agent.withdraw_consent()
+        assert time.monotonic() - started < 1.0
+        assert model.forgotten == forgotten  # not while it runs…
+        model.release.set()
+        assert wait(lambda: model.forgotten == forgotten + 1, 5)  # … but as soon as it returns
+    finally:
+        model.release.set()
+        agent.stop()
+        thread.join(30)
+    assert tap.wait_for(lambda: len(tap.of_type("purge")) == 1, 5), tap.dump()
+    assert tap.of_type("expression") == [] and agent.publisher.refused == 0
+
+
 def test_consent_to_expression_only_publishes_no_attention(mosquitto, wiretap_factory):
     tap = wiretap_factory(mosquitto.url)
     gate = threading.Event()
@@ -356,6 +401,32 @@ def test_past_the_retention_period_the_device_forgets_what_it_published(mosquitt
     assert wait(lambda: agent.learned() is None, 3)
     assert visit not in agent.publisher.ledgers
     assert agent.forget() is False  # nothing left to forget on the device
+
+
+@pytest.mark.parametrize(("consent", "visits"), [("viewer", 1), ("recorded-source", 2)])
+def test_forget_me_ends_a_viewers_consent_but_not_a_recorded_sources(
+    mosquitto, wiretap_factory, consent, visits
+):
+    """After "forget me" the person in front of the screen must agree anew; a recorded source's
+    standing consent goes on with the next visit, under a new pseudonym."""
+    tap = wiretap_factory(mosquitto.url)
+    holder: dict[str, Agent] = {}
+    gate = threading.Event()
+    source = ScriptedSource(150, gate=gate, at={60: lambda: holder["agent"].forget()})
+    agent, thread = run_agent(
+        mosquitto.url, source, ScriptedAnalyzer(lambda i: True), consent=consent
+    )  # the face stays in front of the camera throughout
+    holder["agent"] = agent
+    if consent == "viewer":
+        agent.give_consent()
+    gate.set()
+    thread.join(30)
+    assert agent.visits_started == visits
+    assert agent.consented is (consent == "recorded-source")
+    assert tap.wait_for(lambda: len(tap.of_type("purge")) == 1, 5), tap.dump()
+    forgotten = tap.of_type("purge")[0]["visit"]
+    starts = [m["visit"] for m in tap.of_type("visit") if m["event"] == "start"]
+    assert starts[0] == forgotten and len(starts) == visits and forgotten not in starts[1:]
 
 
 def test_agent_config_refuses_nonsense():
