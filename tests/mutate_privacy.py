@@ -70,7 +70,8 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
     ),
     "edge/agent.py": (
         {"give_consent", "withdraw_consent", "forget", "_purge_locked", "_expire_locked",
-         "_on_frame", "_switch_item_locked", "_end_visit_locked", "_start_visit_locked"},
+         "_on_frame", "_switch_item_locked", "_end_visit_locked", "_start_visit_locked",
+         "_active_stages", "_publish_locked"},
         {},
         _tests(
             "tests/test_agent.py::test_the_agent_computes_and_asks_to_send_only_what_the_one_scope_allows",
@@ -78,6 +79,7 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_agent.py::test_consent_starts_a_visit_and_face_messages_are_rate_limited",
             "tests/test_agent.py::test_consent_to_expression_only_publishes_no_attention",
             "tests/test_agent.py::test_withdrawal_ends_the_visit_and_stops_publishing",
+            "tests/test_agent.py::test_forget_me_ends_a_viewers_consent_but_not_a_recorded_sources",
             "tests/test_agent.py::test_past_the_retention_period_the_device_forgets_what_it_published",
             "tests/test_agent.py::test_visit_survives_a_short_miss_and_ends_after_the_leave_time",
             "tests/test_agent.py::test_each_page_shown_gets_its_reaction_and_attention_summary",
