@@ -429,6 +429,17 @@ def test_forget_me_ends_a_viewers_consent_but_not_a_recorded_sources(
     assert starts[0] == forgotten and len(starts) == visits and forgotten not in starts[1:]
 
 
+def test_consent_to_an_unknown_or_empty_set_of_scopes_is_refused_whole():
+    """A scope nobody described to the viewer cannot be agreed to, not even beside known ones."""
+    agent = Agent(AgentConfig(consent="viewer"), ScriptedSource(1), ScriptedAnalyzer(bool))
+    for scopes in (["expression", "identity"], ["identity"], []):
+        with pytest.raises(ValueError, match="consent needs"):
+            agent.give_consent(scopes)
+        assert not agent.consented
+    agent.give_consent(["reading"])
+    assert agent.status()["scopes"] == ["reading"]
+
+
 def test_agent_config_refuses_nonsense():
     with pytest.raises(wire.WireError):
         AgentConfig(agent_id="Kiosk One")
