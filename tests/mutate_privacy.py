@@ -117,9 +117,63 @@ OPERATORS = re.compile(
 would. Left out: swaps to exotic operators (`-` to `<<`, `==` to `is`) that only crash, and
 `|` swaps, which here only occur in type annotations (never evaluated: equivalent mutants)."""
 
-EXPLAINED: dict[tuple[str, str], str] = {}
-"""(module, first changed line of the mutant's diff, stripped) -> why the survivor is harmless.
-Filled from docs/testing.md, where each entry is explained."""
+EXPLAINED: dict[tuple[str, str, str], str] = {
+    # (module, operator, the original line, stripped) -> why the survivor is harmless
+    ("broker/wire.py", "NumberReplacer", "max_len: int = 64"):
+        "the default is never used: every Text in the allow-list names its length",
+    ("broker/wire.py", "NumberReplacer", 'raise WireError("bad_availability", repr(text[:32]))'):
+        "only how much of a refused payload an error message quotes",
+    ("broker/wire.py", "ReplaceFalseWithTrue",
+     'data = json.dumps(clean, separators=(",", ":"), allow_nan=False).encode()'):
+        "every number has passed Num.coerce, which refuses NaN and infinities first",
+    ("broker/wire.py", "NumberReplacer", "MAX_NESTING = 8"):
+        "a bound against exhausting the parser; no valid message nests deeper than 2, so every"
+        " depth it lets through is refused by the allow-list anyway",
+    ("broker/wire.py", "ReplaceComparisonOperator_Gt_GtE", "if _nesting(payload) > MAX_NESTING:"):
+        "as MAX_NESTING: depth 8 is refused by the allow-list either way",
+    ("broker/wire.py", "ExceptionReplacer", "except RecursionError:"):
+        "unreachable behind the nesting bound; kept as a second guard",
+    ("broker/wire.py", "ReplaceComparisonOperator_Gt_GtE", "if len(payload) > MAX_PAYLOAD_BYTES:"):
+        "no valid message comes near 2,048 bytes; refusing exactly 2,048 refuses only invalid ones",
+    ("broker/wire.py", "ReplaceComparisonOperator_Gt_GtE", "if len(data) > MAX_PAYLOAD_BYTES:"):
+        "as above, on the producing side",
+    ("broker/wire.py", "RemoveDecorator", "@property"):
+        "Topics.subscription: without it nothing is received at all (the dashboard and broker"
+        " tests, outside this run, subscribe through it); never more leaves",
+    ("broker/wire.py", "ReplaceTrueWithFalse", "@dataclass(frozen=True)"):
+        "for Topics, TopicInfo and BrokerAddress (value objects, not the allow-list); the field"
+        " specs' frozenness is held by test_no_field_spec_can_be_loosened_at_run_time",
+    ("edge/publisher.py", "NumberReplacer",
+     "def publish(self, kind: str, qos: int = 1, **fields: Any) -> bool:"):
+        "QoS 2 instead of 1: exactly-once delivery of the same consented messages",
+    ("edge/publisher.py", "NumberReplacer",
+     "_Outgoing(self.topics.for_message(message), payload, 1, False, visit, now,"):
+        "the purge at QoS 2 instead of 1: delivered exactly once instead of at least once",
+    ("edge/publisher.py", "NumberReplacer",
+     'self._enqueue_locked(_Outgoing(topic, b"", 1, True, visit, now, sticky=True))'):
+        "the retained-clears at QoS 2 instead of 1: the same clears, delivered exactly once",
+    ("dashboard/state.py", "ZeroIterationForLoop", "for agent in self._agents.values():"):
+        "reset: an agent's view looks its visit up among the visits, where it is gone; the"
+        " stale reference shows nothing",
+    ("edge/agent.py", "ReplaceComparisonOperator_GtE_Gt",
+     "if past is not None and time.monotonic() - past.ended_at >= self.config.retention_s:"):
+        "differs only when two monotonic clock readings are exactly retention_s apart",
+    ("edge/agent.py", "ReplaceAndWithOr",
+     'if self.visit is None and self.config.consent == "viewer":'):
+        "the pending-consent timer is read only while no visit runs and only for viewer consent",
+    ("edge/agent.py", "ReplaceOrWithAnd",
+     "self._gaze_target, sample.gaze_yaw, sample.gaze_pitch or 0.0"):
+        "gaze calibration samples: kept on the device for the visit, not a consent decision",
+    ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is", "and sample.gaze_yaw is not None"):
+        "reading-line calibration samples: kept on the device, not a consent decision",
+    ("edge/agent.py", "ReplaceComparisonOperator_Lt_LtE",
+     "and len(self._line_samples) < MAX_LINE_SAMPLES"):
+        "one more reading-line calibration sample kept on the device",
+    ("edge/agent.py", "NumberReplacer",
+     "t_ms, t_s, now = frame.t_ms, frame.t_ms / 1000.0, time.monotonic()"):
+        "stream time 0.1 % off: timing of the signals, not what may leave",
+}  # fmt: skip
+"""Survivors judged harmless, each with its reason (docs/testing.md lists them too)."""
 
 
 def function_lines(
@@ -215,9 +269,10 @@ def run_module(
     return killed, survived, survivors
 
 
-def first_changed(diff: str) -> str:
+def original_line(diff: str) -> str:
+    """The first line the mutant changed or removed, as it was."""
     for line in diff.splitlines():
-        if line.startswith("+") and not line.startswith("+++"):
+        if line.startswith("-") and not line.startswith("---") and line[1:].strip():
             return line[1:].strip()
     return ""
 
@@ -247,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{module}: {killed} killed, {survived} survived "
                   f"in {time.monotonic() - t0:.0f} s", flush=True)  # fmt: skip
             for operator, diff in survivors:
-                why = EXPLAINED.get((module, first_changed(diff)))
+                key = (module, operator.rsplit("/", 1)[-1], original_line(diff))
+                why = EXPLAINED.get(key)
                 unexplained += why is None
                 print(f"--- survivor ({operator}): {why or 'NOT EXPLAINED'}\n{diff}", flush=True)
     finally:
