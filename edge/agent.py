@@ -10,22 +10,28 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import cv2
 
 from broker import wire
 
-from .attention import AttentionSample, AttentionSummary, AttentionTracker, ScreenCalibration
+from .attention import AttentionTracker
 from .expression import ExpressionModel, ExpressionTracker
 from .face import FaceAnalyzer, FaceObservation
 from .feedback import conclusions as feedback_conclusions
 from .models import DEFAULT_EXPRESSION_MODEL
 from .publisher import SignalPublisher
-from .reader import DEFAULT_SCREEN_WIDTH_CM, ItemLayout, LineCalibration, ReadingSession
-from .signals import main_face
+from .reader import DEFAULT_SCREEN_WIDTH_CM, ItemLayout, ReadingSession
 from .sources import Frame, FrameSource
+from .stages import FrameContext, Message, Stage, StageSettings, create_stages
+from .stages.attention import AttentionStage
+from .stages.expression import ExpressionStage
+from .stages.reading import ReadingStage
 
 logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=Stage)
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,6 @@ CONSENT_FACE_GAP_S = 1.0
 """Consent given while a face was in front of the camera belongs to that face: when no face
 has been seen for this long before its visit started (a detection can miss a frame or two),
 the pending consent lapses rather than pass to whoever comes next."""
-
-MAX_LINE_SAMPLES = 1800
-"""A "read this line" calibration keeps at most a minute of gaze at 30 Hz."""
 
 
 @dataclass
@@ -143,8 +146,6 @@ class Visit:
     started_ms: int
     last_seen_ms: int
     started_at: float = field(default_factory=time.monotonic)
-    last_sent: float = 0.0
-    last_reading_sent: float = 0.0
 
 
 @dataclass
@@ -164,7 +165,11 @@ def new_pseudonym() -> str:
 
 
 class Agent:
-    """Runs the loop source → face analyzer → signals → consent gate → publisher."""
+    """Runs the loop source → face analyzer → stages → consent gate → publisher.
+
+    The agent keeps the visit and the consent; each signal is a stage (`edge/stages/`) that
+    owns its state, its reset, its rate limit and its messages (docs/architecture.md).
+    """
 
     def __init__(
         self,
@@ -179,18 +184,19 @@ class Agent:
         self.config = config
         self.source = source
         self.analyzer = analyzer
-        self.expression_model = expression_model or create_expression_model(config.expression_model)
         self.profile = PROFILES[config.profile]
         self.max_rate_hz = min(config.max_rate_hz, self.profile.max_rate_hz)
         self.infer_every = self.profile.infer_every  # raised while the model falls behind
-        self.expression = ExpressionTracker(publish_hz=self.max_rate_hz)
-        self.attention = AttentionTracker()
-        self.reading = ReadingSession(self.config.screen_width_cm)
+        self.stages: list[Stage] = create_stages(
+            StageSettings(
+                max_rate_hz=self.max_rate_hz,
+                screen_width_cm=config.screen_width_cm,
+                expression_model=expression_model
+                or create_expression_model(config.expression_model),
+            )
+        )
         self._item: str | None = None  # the page or post on the viewer's screen
         self._layout: ItemLayout | None = None
-        self._gaze_calibration: ScreenCalibration | None = None  # being collected
-        self._gaze_target: int | None = None  # the dot the viewer is asked to look at
-        self._line_samples: list[tuple[float, float]] | None = None  # "read this line"
         self._t_s = 0.0  # stream time of the latest frame
         self.publisher = publisher or SignalPublisher(
             config.broker_url, config.agent_id, config.topic_prefix
@@ -214,6 +220,47 @@ class Agent:
         self.latency_ms = 0.0
         self.face_present = False  # in the latest analysed frame
         self._started = time.monotonic()
+
+    # --- the stages -----------------------------------------------------------------------
+
+    def _stage(self, kind: type[S]) -> S:
+        return next(stage for stage in self.stages if isinstance(stage, kind))
+
+    @property
+    def expression_model(self) -> ExpressionModel:
+        return self._stage(ExpressionStage).model
+
+    @property
+    def expression(self) -> ExpressionTracker:
+        """The expression stage's tracker (one visit's baseline, calibration, smoothing)."""
+        return self._stage(ExpressionStage).tracker
+
+    @property
+    def attention(self) -> AttentionTracker:
+        """The attention stage's tracker."""
+        return self._stage(AttentionStage).tracker
+
+    @attention.setter
+    def attention(self, tracker: AttentionTracker) -> None:
+        self._stage(AttentionStage).tracker = tracker
+
+    @property
+    def reading(self) -> ReadingSession:
+        """The reading stage's session of the current visit."""
+        return self._stage(ReadingStage).session
+
+    def _active_stages(self, visit: Visit) -> list[Stage]:
+        # Each stage runs only for the scopes the viewer chose: what is not consented to is not
+        # even computed.
+        return [stage for stage in self.stages if stage.runs_for(visit.scopes)]
+
+    def _publish_locked(self, visit: Visit, stage: Stage, messages: list[Message]) -> None:
+        # A stage that runs for another scope (attention, for reading) publishes nothing of its
+        # own without its own consent; the publisher checks again.
+        if stage.scope not in visit.scopes:
+            return
+        for message in messages:
+            self.publisher.publish(message.kind, visit=visit.id, **message.fields)
 
     # --- consent, driven by the viewer page -----------------------------------------------
 
@@ -450,89 +497,16 @@ class Agent:
             if t_ms - visit.started_ms > self.config.max_visit_s * 1000:
                 self._end_visit_locked("max_duration")
                 return
-            # Each stage runs only for the scopes the viewer chose: what is not consented to
-            # is not even computed.
-            if "expression" in visit.scopes:
-                self._expression_locked(visit, frame, faces, t_s, now)
-            if "attention" in visit.scopes or "reading" in visit.scopes:
-                height, width = frame.image.shape[:2]
-                sample = self.attention.update(t_s, faces, (width, height))
-                self.attention.drain_events()  # counted in the summary; events stay here
-                if self._gaze_target is not None and sample.gaze_yaw is not None:
-                    assert self._gaze_calibration is not None
-                    self._gaze_calibration.add(
-                        self._gaze_target, sample.gaze_yaw, sample.gaze_pitch or 0.0
-                    )
-                if (
-                    self._line_samples is not None
-                    and sample.gaze_yaw is not None
-                    and len(self._line_samples) < MAX_LINE_SAMPLES
-                ):
-                    self._line_samples.append((t_s, sample.gaze_yaw))
-                if "attention" in visit.scopes:
-                    self._attention_locked(visit, sample, now)
-                if "reading" in visit.scopes:
-                    self._reading_locked(visit, sample, t_s, now)
-
-    def _expression_locked(
-        self, visit: Visit, frame: Frame, faces: list[FaceObservation], t_s: float, now: float
-    ) -> None:
-        face = main_face(faces)
-        raw = self.expression_model.estimate(frame.image, face) if face is not None else None
-        estimate = self.expression.update(t_s, raw)
-        if estimate is not None and self.expression.should_publish(now):
-            self.publisher.publish("expression", visit=visit.id, **estimate.message_fields())
-
-    def _reading_locked(self, visit: Visit, sample: AttentionSample, t_s: float, now: float):
-        self.reading.update(
-            t_s, sample.present, sample.looking, sample.gaze_yaw, sample.distance_cm
-        )
-        if self._layout is None or now - visit.last_reading_sent < 1.0:
-            return
-        visit.last_reading_sent = now
-        self.publisher.publish("reading", visit=visit.id, **self.reading.state())
-
-    def _attention_locked(self, visit: Visit, sample: AttentionSample, now: float) -> None:
-        if now - visit.last_sent < 1.0 / self.max_rate_hz:
-            return
-        visit.last_sent = now
-        summary = self.attention.summary()
-        distance = sample.distance_cm
-        self.publisher.publish(
-            "attention",
-            visit=visit.id,
-            present=sample.present,
-            faces=sample.faces,
-            looking=sample.looking,
-            yaw=sample.yaw,
-            pitch=sample.pitch,
-            roll=sample.roll,
-            # Rounded to 5 cm; beyond 10 m the iris is too small to measure anything.
-            distance_cm=None if distance is None or distance > 1000 else 5 * round(distance / 5),
-            blinks=summary.blinks,
-            look_aways=summary.look_aways,
-        )
-
-    def _publish_attention_summary(
-        self, visit: Visit, summary: AttentionSummary, item: str | None
-    ) -> None:
-        self.publisher.publish(
-            "attention_summary",
-            visit=visit.id,
-            item=item,
-            time_present_s=summary.time_present_s,
-            looking_share=summary.looking_share,
-            longest_look_s=summary.longest_look_s,
-            look_aways=summary.look_aways,
-            look_away_s=summary.look_away_s,
-            interruptions=summary.interruptions,
-            interruption_s=summary.interruption_s,
-            blinks=summary.blinks,
-            blink_rate_per_min=summary.blink_rate_per_min,
-            mean_distance_cm=summary.mean_distance_cm,
-            calibrated=summary.calibrated,
-            regions=summary.region_shares,
-        )
+            stages = self._active_stages(visit)
+        ctx = FrameContext(frame, faces, t_s, now)
+        # The models run outside the lock: the viewer page's consent requests never wait on them.
+        for stage in stages:
+            ctx.prepared[stage.name] = stage.prepare(ctx)
+        with self._lock:
+            if self.visit is not visit:
+                return  # withdrawn or forgotten meanwhile: nothing of this frame is kept
+            for stage in stages:
+                self._publish_locked(visit, stage, stage.on_frame(ctx))
 
     def show_item(self, item: str | None, layout: ItemLayout | None = None) -> None:
         """The viewer's screen now shows `item` (a page or post; None: nothing)."""
@@ -549,20 +523,9 @@ class Agent:
 
     def _switch_item_locked(self, visit: Visit, item: str | None) -> None:
         """Close the item on screen, publishing what was learned during it; open `item`."""
-        t_s = self._t_s
-        previous = self.attention.item_id
-        if item is None:
-            reaction = self.expression.end_item(t_s)
-        else:
-            reaction = self.expression.start_item(item, t_s)
-        summary = self.attention.start_item(item, t_s)
-        if "expression" in visit.scopes and reaction is not None and reaction.frames:
-            self.publisher.publish("reaction", visit=visit.id, **reaction.message_fields())
-        if "attention" in visit.scopes and summary is not None and previous is not None:
-            self._publish_attention_summary(visit, summary, previous)
-        page = self.reading.show(self._layout if item is not None else None, t_s)
-        if "reading" in visit.scopes and page is not None:
-            self.publisher.publish("page", visit=visit.id, **page)
+        layout = self._layout if item is not None else None
+        for stage in self._active_stages(visit):
+            self._publish_locked(visit, stage, stage.on_item(item, layout, self._t_s))
 
     # --- calibration, asked for by the viewer page (held for one visit, then forgotten) -------
 
@@ -571,38 +534,17 @@ class Agent:
         with self._lock:
             if self.visit is None or "expression" not in self.visit.scopes:
                 raise ValueError("calibration needs a running visit with expression consent")
-            if phase == "start":
-                self.expression.start_calibration(emotion)
-                return {"calibrating": emotion}
-            if phase == "end":
-                done = self.expression.end_calibration()
-                return {"calibrated": done is not None, "emotion": emotion}
-            raise ValueError("phase must be start or end")
+            return self._stage(ExpressionStage).calibrate(emotion, phase)
 
     def calibrate_gaze(self, phase: str, region: int | None = None) -> dict:
         """Look-at-the-dots: start, point at `region` 0..8 (None: between dots), or end."""
         with self._lock:
             if self.visit is None or not {"attention", "reading"} & set(self.visit.scopes):
                 raise ValueError("calibration needs a running visit with attention consent")
-            if phase == "start":
-                self._gaze_calibration, self._gaze_target = ScreenCalibration(), None
-                return {"calibrating": "gaze"}
-            if self._gaze_calibration is None:
-                raise ValueError("start the gaze calibration first")
-            if phase == "point":
-                if region is not None and region not in range(9):
-                    raise ValueError("region must be 0..8 or null")
-                self._gaze_target = region
-                return {"region": region}
-            if phase == "end":
-                calibration, self._gaze_calibration = self._gaze_calibration, None
-                self._gaze_target = None
-                fitted = calibration.fit()
-                if fitted:
-                    self.attention.set_calibration(calibration)
-                    self.reading.set_screen_calibration(calibration)
-                return {"calibrated": fitted}
-            raise ValueError("phase must be start, point or end")
+            result, fitted = self._stage(AttentionStage).calibrate_gaze(phase, region)
+            if fitted is not None:
+                self._stage(ReadingStage).set_screen_calibration(fitted)
+            return result
 
     def calibrate_reading(
         self, phase: str, left: float | None = None, right: float | None = None
@@ -612,26 +554,7 @@ class Agent:
         with self._lock:
             if self.visit is None or "reading" not in self.visit.scopes:
                 raise ValueError("the line calibration needs a running visit with reading consent")
-            if phase == "start":
-                self._line_samples = []
-                return {"calibrating": "line"}
-            if phase != "end":
-                raise ValueError("phase must be start or end")
-            if self._line_samples is None:
-                raise ValueError("start the line calibration first")
-            if left is None or right is None:
-                raise ValueError("end needs the line's left and right (shares of the width)")
-            samples, self._line_samples = self._line_samples, None
-            fitted = LineCalibration.fit(samples, float(left), float(right))
-            if fitted is not None:
-                self.reading.set_line_calibration(fitted)
-            return {"calibrated": fitted is not None}
-
-    def _forget_faces(self) -> None:
-        """Nothing of the last visitor's face carries over in the expression backend."""
-        forget = getattr(self.expression_model, "forget", None)  # optional for plug-ins
-        if forget is not None:
-            forget()
+            return self._stage(ReadingStage).calibrate_line(phase, left, right)
 
     def _start_visit_locked(self, t_ms: int) -> Visit:
         if self.last_visit is not None:
@@ -640,10 +563,8 @@ class Agent:
             self.last_visit = None
         self.visit = Visit(new_pseudonym(), self.config.consent, self._scopes, t_ms, t_ms)
         self.visits_started += 1
-        self.expression.reset()
-        self._forget_faces()
-        self.attention.reset()
-        self.reading = ReadingSession(self.config.screen_width_cm)
+        for stage in self.stages:
+            stage.reset()
         if self._item is not None:
             self._t_s = t_ms / 1000.0
             self._switch_item_locked(self.visit, self._item)
@@ -664,16 +585,11 @@ class Agent:
         if reason not in ("withdrawn", "forget"):
             # What the screen concluded, once more at the end; never after a "stop".
             self._switch_item_locked(visit, None)
-            if "attention" in visit.scopes:
-                self._publish_attention_summary(visit, self.attention.summary(), None)
+            for stage in self._active_stages(visit):
+                self._publish_locked(visit, stage, stage.end_visit(self._t_s))
         self.visit = None
-        self.expression.reset()
-        self._forget_faces()
-        self.attention.reset()
-        self.attention.set_calibration(None)  # calibrations belong to the visit
-        self._gaze_calibration = self._gaze_target = None
-        self._line_samples = None
-        self.reading = ReadingSession(self.config.screen_width_cm)
+        for stage in self.stages:
+            stage.reset()  # calibrations belong to the visit too
         logger.info("visit %s ended (%s)", visit.id, reason)
         self.publisher.publish(
             "visit", visit=visit.id, event="end", consent=visit.consent, scopes=list(visit.scopes)

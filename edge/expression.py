@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .face import FaceObservation
+from .signals import RateLimit
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ class ExpressionTracker:
         self._candidate_since = 0.0
         self._reasons: dict[str, tuple[Reason, ...]] = {}
         self.current: EmotionEstimate | None = None
-        self._last_published: float | None = None
+        self._rate = RateLimit(self.publish_hz)
         self._item: str | None = None
         self._item_t0 = 0.0
         self._item_frames = 0
@@ -278,12 +279,7 @@ class ExpressionTracker:
 
     def should_publish(self, t_s: float) -> bool:
         """True at most `publish_hz` times a second while there is an estimate to publish."""
-        if self.current is None:
-            return False
-        if self._last_published is not None and t_s - self._last_published < 1.0 / self.publish_hz:
-            return False
-        self._last_published = t_s
-        return True
+        return self.current is not None and self._rate.ready(t_s)
 
     # --- the steps of update -------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What every stage shares: the main face and its head pose."""
+"""What every stage shares: the main face, its head pose, and the rate limit."""
 
 from __future__ import annotations
 
@@ -35,3 +35,24 @@ def main_face(faces: list[FaceObservation]) -> FaceObservation | None:
     if not faces:
         return None
     return max(faces, key=lambda f: float(np.ptp(f.landmarks[:, 0]) * np.ptp(f.landmarks[:, 1])))
+
+
+class RateLimit:
+    """At most `hz` passes a second, on the caller's clock; the first call always passes."""
+
+    def __init__(self, hz: float):
+        if hz <= 0:
+            raise ValueError("hz must be > 0")
+        self.period = 1.0 / hz
+        self._last: float | None = None
+
+    def ready(self, now: float) -> bool:
+        """True when a period has passed since the last pass (which `now` then becomes)."""
+        if self._last is not None and now - self._last < self.period:
+            return False
+        self._last = now
+        return True
+
+    def reset(self) -> None:
+        """A new visit: the next call passes."""
+        self._last = None

@@ -1,4 +1,4 @@
-"""Head pose and the main face, on constructed inputs with known answers."""
+"""Head pose, the main face and the rate limit, on constructed inputs with known answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.face import FaceObservation
-from edge.signals import head_pose, main_face
+from edge.signals import RateLimit, head_pose, main_face
 
 
 def rotation(yaw=0.0, pitch=0.0, roll=0.0) -> np.ndarray:
@@ -40,3 +40,32 @@ def test_the_main_face_is_the_largest():
     big = FaceObservation(np.random.default_rng(1).uniform(0.1, 0.9, (478, 3)), {}, rotation(-10))
     assert main_face([small, big]) is big
     assert main_face([]) is None
+
+
+def test_a_rate_limit_passes_the_first_call_then_once_a_period_until_reset():
+    rate = RateLimit(2.0)
+    times = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25]
+    assert [t for t in times if rate.ready(t)] == [0.0, 0.5, 1.0]
+    rate.reset()
+    assert rate.ready(1.25)
+    with pytest.raises(ValueError):
+        RateLimit(0)
+
+
+def test_a_stage_may_only_make_messages_of_its_own_scope():
+    from edge.stages import STAGES, Stage
+    from edge.stages.base import FrameContext, Message
+
+    assert list(STAGES) == ["expression", "attention", "reading"]  # attention before reading
+    for cls in STAGES.values():
+        assert cls.scope in cls.serves
+
+    with pytest.raises(ValueError, match="not expression messages"):
+
+        class Wrong(Stage):
+            name, scope, kinds = "wrong", "expression", ("expression", "page")
+
+            def reset(self) -> None: ...
+
+            def on_frame(self, ctx: FrameContext) -> list[Message]:
+                return []
