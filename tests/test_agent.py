@@ -429,6 +429,31 @@ def test_forget_me_ends_a_viewers_consent_but_not_a_recorded_sources(
     assert starts[0] == forgotten and len(starts) == visits and forgotten not in starts[1:]
 
 
+def test_a_narrowed_consent_ends_the_visit_and_the_next_one_sends_only_what_is_left(
+    mosquitto, wiretap_factory
+):
+    tap = wiretap_factory(mosquitto.url)
+    holder: dict[str, Agent] = {}
+    gate = threading.Event()
+    narrow = {60: lambda: holder["agent"].give_consent(["expression"])}
+    agent, thread = run_agent(
+        mosquitto.url, ScriptedSource(150, gate=gate, at=narrow), ScriptedAnalyzer(lambda i: True),
+        consent="viewer",
+    )  # fmt: skip
+    holder["agent"] = agent
+    agent.give_consent()
+    gate.set()
+    thread.join(30)
+    assert tap.wait_for(lambda: len(tap.of_type("visit")) == 4, 5), tap.dump()
+    first, second = (m for m in tap.of_type("visit") if m["event"] == "start")
+    assert first["scopes"] == list(wire.SCOPES) and second["scopes"] == ["expression"]
+    assert [m["visit"] for m in tap.of_type("visit")] == [first["visit"]] * 2 + [
+        second["visit"]
+    ] * 2
+    assert tap.of_type("expression")[-1]["visit"] == second["visit"]
+    assert {m["visit"] for m in tap.of_type("attention")} == {first["visit"]}
+
+
 def test_consent_to_an_unknown_or_empty_set_of_scopes_is_refused_whole():
     """A scope nobody described to the viewer cannot be agreed to, not even beside known ones."""
     agent = Agent(AgentConfig(consent="viewer"), ScriptedSource(1), ScriptedAnalyzer(bool))
