@@ -80,6 +80,8 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_agent.py::test_consent_to_expression_only_publishes_no_attention",
             "tests/test_agent.py::test_withdrawal_ends_the_visit_and_stops_publishing",
             "tests/test_agent.py::test_forget_me_ends_a_viewers_consent_but_not_a_recorded_sources",
+            "tests/test_agent.py::test_a_narrowed_consent_ends_the_visit_and_the_next_one_sends_only_what_is_left",
+            "tests/test_agent.py::test_consent_to_an_unknown_or_empty_set_of_scopes_is_refused_whole",
             "tests/test_agent.py::test_past_the_retention_period_the_device_forgets_what_it_published",
             "tests/test_agent.py::test_visit_survives_a_short_miss_and_ends_after_the_leave_time",
             "tests/test_agent.py::test_each_page_shown_gets_its_reaction_and_attention_summary",
@@ -164,6 +166,12 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
     ("edge/agent.py", "ReplaceOrWithAnd",
      "self._gaze_target, sample.gaze_yaw, sample.gaze_pitch or 0.0"):
         "gaze calibration samples: kept on the device for the visit, not a consent decision",
+    ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is",
+     "if self._gaze_target is not None and sample.gaze_yaw is not None:"):
+        "nine-dot calibration samples: kept on the device for the visit, not a consent decision",
+    ("edge/agent.py", "NumberReplacer",
+     "elif t_ms - visit.last_seen_ms > self.config.leave_after_s * 1000:"):
+        "the leave time 0.1 % longer: when a visit ends, not what it may send",
     ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is", "and sample.gaze_yaw is not None"):
         "reading-line calibration samples: kept on the device, not a consent decision",
     ("edge/agent.py", "ReplaceComparisonOperator_Lt_LtE",
