@@ -172,6 +172,9 @@ EXPLAINED: dict[tuple[str, str, str], str] = {
     ("edge/agent.py", "NumberReplacer",
      "elif t_ms - visit.last_seen_ms > self.config.leave_after_s * 1000:"):
         "the leave time 0.1 % longer: when a visit ends, not what it may send",
+    ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is",
+     "assert self._gaze_calibration is not None"):
+        "an assertion inside the nine-dot calibration: calibration only, on the device",
     ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is", "and sample.gaze_yaw is not None"):
         "reading-line calibration samples: kept on the device, not a consent decision",
     ("edge/agent.py", "ReplaceComparisonOperator_Lt_LtE",

@@ -396,6 +396,7 @@ def test_past_the_retention_period_the_device_forgets_what_it_published(mosquitt
     assert receipt is not None and not receipt["active"] and not receipt["forgotten"]
     assert receipt["messages"]["visit"] == 2 and receipt["messages"].get("attention")
     assert 0 < receipt["kept_for_s"] <= 2
+    assert 0 < receipt["duration_s"] < 2  # a 0.2 s face and a 0.1 s leave time
     visit = receipt["visit"]
     assert visit in agent.publisher.ledgers
     assert wait(lambda: agent.learned() is None, 3)
