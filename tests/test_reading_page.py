@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import free_port, get_json, require, start_agent, stop, wait_until
+from conftest import free_port, get_json, require_browser, start_agent, stop, wait_until
 from edge.viewer.content import load_books, load_feed
 
 pytestmark = pytest.mark.integration
@@ -42,8 +41,7 @@ def _up(base: str) -> bool:
 
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    require(Path("/usr/bin/chromium").exists(), "Chromium is missing (apt-get install chromium)")
+    sync_api = require_browser()  # skips on a developer machine without it, fails in CI
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
         yield browser, sync_api.expect
@@ -173,8 +171,7 @@ def test_quick_page_turns_give_skims_and_no_verdict_on_the_dashboard(
 
 
 def test_the_pace_verdict_waits_for_two_pages_beyond_the_uncertainty(mosquitto, dashboard_on):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    require(Path("/usr/bin/chromium").exists(), "Chromium is missing (apt-get install chromium)")
+    sync_api = require_browser()  # skips on a developer machine without it, fails in CI
     from benchmarks.dashboard_load import SimulatedAgent
 
     board = dashboard_on(mosquitto.url)
