@@ -86,6 +86,9 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_agent.py::test_visit_survives_a_short_miss_and_ends_after_the_leave_time",
             "tests/test_agent.py::test_each_page_shown_gets_its_reaction_and_attention_summary",
             "tests/test_privacy.py::test_forget_me_purges_the_visit_from_every_endpoint_and_the_broker",
+            "tests/test_hardening.py::test_consent_given_with_nobody_there_lapses_when_no_face_comes",
+            "tests/test_hardening.py::test_consent_given_with_nobody_there_starts_a_visit_for_a_face_in_time",
+            "tests/test_hardening.py::test_consent_belongs_to_the_face_present_when_it_was_given",
         ),
     ),
     "dashboard/state.py": (
