@@ -209,6 +209,28 @@ def start_agent(broker_url: str, source: Path, log: Path, *extra: str) -> subpro
     return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
+def viewer_status(base: str) -> dict | None:
+    """The viewer page's /api/status, or None while the agent is not serving yet."""
+    try:
+        return get_json(base + "/api/status")
+    except OSError:
+        return None
+
+
+def start_viewer_agent(
+    broker_url: str, source: Path, tmp_path: Path, *extra: str
+) -> tuple[subprocess.Popen, str]:
+    """A real agent on `source` whose viewer asks for consent; returns it and its page's URL."""
+    port = free_port()
+    agent = start_agent(
+        broker_url, source, tmp_path / "agent.log", "--consent", "viewer",
+        "--viewer-port", str(port), *extra,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    assert wait_until(lambda: viewer_status(base), 30), (tmp_path / "agent.log").read_text()[-2000:]
+    return agent, base
+
+
 def stop(process: subprocess.Popen) -> int:
     if process.poll() is None:
         process.terminate()

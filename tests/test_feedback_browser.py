@@ -11,10 +11,9 @@ import pytest
 
 from conftest import (
     CHROMIUM,
-    free_port,
     get_json,
     require_browser,
-    start_agent,
+    start_viewer_agent,
     stop,
     wait_until,
 )
@@ -34,22 +33,7 @@ FELT = ["joy", "sadness", "neutral", "joy", "anger"]
 
 
 def viewer_agent(broker, sample, tmp_path, *extra):
-    """An agent on a looping face video that waits for the viewer's consent."""
-    port = free_port()
-    agent = start_agent(
-        broker.url, sample("single_face.mp4"), tmp_path / "agent.log", "--consent", "viewer",
-        "--viewer-port", str(port), *extra,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    assert wait_until(lambda: _status(base), 30), (tmp_path / "agent.log").read_text()[-2000:]
-    return agent, base
-
-
-def _status(base: str) -> dict | None:
-    try:
-        return get_json(base + "/api/status")
-    except OSError:
-        return None
+    return start_viewer_agent(broker.url, sample("single_face.mp4"), tmp_path, *extra)
 
 
 def feedback_on_wire(tap, visit: str) -> list[tuple[str, dict]]:

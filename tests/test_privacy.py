@@ -18,10 +18,10 @@ from broker import wire
 from conftest import (
     CHROMIUM,
     WireTap,
-    free_port,
     get_json,
     require_browser,
     start_agent,
+    start_viewer_agent,
     stop,
     wait_until,
 )
@@ -54,22 +54,7 @@ def post_json(url: str, body: dict) -> dict:
 
 
 def viewer_agent(broker, sample, tmp_path, name="single_face.mp4", *extra):
-    """An agent on a looping video that waits for the viewer's consent, like a live camera."""
-    port = free_port()
-    agent = start_agent(
-        broker.url, sample(name), tmp_path / "agent.log", "--consent", "viewer",
-        "--viewer-port", str(port), *extra,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    assert wait_until(lambda: _status(base), 30), (tmp_path / "agent.log").read_text()[-2000:]
-    return agent, base
-
-
-def _status(base: str) -> dict | None:
-    try:
-        return get_json(base + "/api/status")
-    except OSError:
-        return None
+    return start_viewer_agent(broker.url, sample(name), tmp_path, *extra)
 
 
 ALLOW_LIST = {
