@@ -37,7 +37,7 @@ from ..expression import (
 )
 from ..face import FaceObservation, _native_stderr_captured
 from .blendshapes import BlendshapeExpressionModel
-from .fer_cnn import HAAR_RAISE, HAAR_SIDE, crop_square
+from .fer_cnn import crop_square, haar_box
 
 logger = logging.getLogger(__name__)
 
@@ -53,23 +53,9 @@ CASCADE_NEIGHBOURS = 4  # facex: faceCascade.detectMultiScale(gray, 1.1, 4)
 
 
 def face_box(face: FaceObservation, width: int, height: int) -> tuple[int, int, int, int]:
-    """The Haar cascade's box (x0, y0, x1, y1) for this face, derived from the landmarks.
-
-    The cascade's square box is HAAR_SIDE (1.02) times the landmark mesh's height, centred
-    HAAR_RAISE (0.10) of that height above the mesh's centre (measured for the fer-cnn backend;
-    see edge/models/fer_cnn.py). Unlike fer, facex adds no margin around it.
-    """
-    xs, ys = face.landmarks[:, 0] * width, face.landmarks[:, 1] * height
-    mesh_h = float(ys.max() - ys.min())
-    cx = float(xs.min() + xs.max()) / 2
-    cy = float(ys.min() + ys.max()) / 2 - HAAR_RAISE * mesh_h
-    half = HAAR_SIDE * mesh_h / 2
-    return (
-        int(round(cx - half)),
-        int(round(cy - half)),
-        int(round(cx + half)),
-        int(round(cy + half)),
-    )
+    """The Haar cascade's box (x0, y0, x1, y1) for this face, derived from the landmarks as for
+    the fer-cnn backend (edge/models/fer_cnn.py); unlike fer, facex adds no margin around it."""
+    return haar_box(face, width, height, margin_px=0.0)
 
 
 def model_input(grey_face: np.ndarray) -> np.ndarray:

@@ -39,18 +39,28 @@ HAAR_SIDE = 1.02
 HAAR_RAISE = 0.10
 
 
-def face_box(face: FaceObservation, width: int, height: int) -> tuple[int, int, int, int]:
-    """The box fer would classify (x0, y0, x1, y1), derived from the landmarks."""
+def haar_box(
+    face: FaceObservation, width: int, height: int, margin_px: float = 0.0
+) -> tuple[int, int, int, int]:
+    """The Haar cascade's square box for this face (x0, y0, x1, y1), from the landmarks,
+    widened by `margin_px` on each side."""
     xs, ys = face.landmarks[:, 0] * width, face.landmarks[:, 1] * height
     mesh_h = float(ys.max() - ys.min())
     cx = float(xs.min() + xs.max()) / 2
     cy = float(ys.min() + ys.max()) / 2 - HAAR_RAISE * mesh_h
-    return _padded(cx, cy, HAAR_SIDE * mesh_h)
+    return _padded(cx, cy, HAAR_SIDE * mesh_h, margin_px)
 
 
-def _padded(cx: float, cy: float, side: float) -> tuple[int, int, int, int]:
-    """A square box around a centre, widened by fer's offsets."""
-    half = side / 2 + FER_OFFSET_PX
+def face_box(face: FaceObservation, width: int, height: int) -> tuple[int, int, int, int]:
+    """The box fer would classify (x0, y0, x1, y1), derived from the landmarks."""
+    return haar_box(face, width, height, FER_OFFSET_PX)
+
+
+def _padded(
+    cx: float, cy: float, side: float, margin_px: float = FER_OFFSET_PX
+) -> tuple[int, int, int, int]:
+    """A square box around a centre, widened by `margin_px` (fer's offsets by default)."""
+    half = side / 2 + margin_px
     return (
         int(round(cx - half)),
         int(round(cy - half)),
