@@ -156,13 +156,15 @@ MIN_REASON = 0.05
 """Blendshape values below this are trace level (FACS A) and are not given as reasons."""
 
 
-def _side_pairs(names: set[str]) -> dict[str, tuple[str, ...]]:
-    """Which raw blendshapes make each feature: a single one, or a left/right pair."""
-    pairs = {}
-    for feature in names:
-        base = feature.split(":")[0]
-        pairs[feature] = (base + "Left", base + "Right")
-    return pairs
+def feature_value(blendshapes: dict[str, float], feature: str) -> float:
+    """One feature from raw blendshapes: the blendshape itself, its left/right mean, or
+    `name:asym`, the difference between its halves."""
+    if ":" not in feature and feature in blendshapes:
+        return blendshapes[feature]
+    base = feature.split(":")[0]
+    left = blendshapes.get(base + "Left", 0.0)
+    right = blendshapes.get(base + "Right", 0.0)
+    return abs(left - right) if feature.endswith(":asym") else (left + right) / 2
 
 
 class BlendshapeExpressionModel(ExpressionModel):
@@ -189,19 +191,11 @@ class BlendshapeExpressionModel(ExpressionModel):
             raise ValueError(f"features without an action unit: {sorted(missing)}")
         self._features = sorted(features)
         self._resting = {f: v for f, v in RESTING.items() if f in features}
-        self._pairs = _side_pairs(features)
         self._rows = {e: tuple((w.feature, w.weight) for w in t) for e, t in self.weights.items()}
 
     def features(self, blendshapes: dict[str, float]) -> dict[str, float]:
         """The table's features from raw blendshapes: single, left/right mean, or asymmetry."""
-        out = {}
-        get = blendshapes.get
-        for feature in self._features:
-            if ":" not in feature and feature in blendshapes:
-                out[feature] = blendshapes[feature]
-                continue
-            left, right = (get(n, 0.0) for n in self._pairs[feature])
-            out[feature] = abs(left - right) if feature.endswith(":asym") else (left + right) / 2
+        out = {f: feature_value(blendshapes, f) for f in self._features}
         for feature, rest in self._resting.items():
             out[feature] = max(0.0, out[feature] - rest) / (1.0 - rest)
         return out

@@ -35,7 +35,7 @@ from ..expression import (
     make_estimate,
 )
 from ..face import FaceObservation
-from .blendshapes import ACTION_UNITS, BlendshapeExpressionModel
+from .blendshapes import ACTION_UNITS, BlendshapeExpressionModel, feature_value
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +62,9 @@ def feature_names() -> list[str]:
 
 
 def blendshape_features(blendshapes: dict[str, float]) -> np.ndarray:
-    """The action-unit features of edge.models.blendshapes (pairs averaged, `:asym` apart)."""
-    get = blendshapes.get
-    out = []
-    for feature in BLENDSHAPE_FEATURES:
-        base = feature.split(":")[0]
-        if ":" not in feature and base in blendshapes:
-            out.append(blendshapes[base])
-            continue
-        left, right = get(base + "Left", 0.0), get(base + "Right", 0.0)
-        out.append(abs(left - right) if feature.endswith(":asym") else (left + right) / 2)
-    return np.array(out, dtype=np.float64)
+    """The action-unit features of edge.models.blendshapes (pairs averaged, `:asym` apart),
+    raw: the head learned the resting levels itself."""
+    return np.array([feature_value(blendshapes, f) for f in BLENDSHAPE_FEATURES])
 
 
 class FeatureParts:
