@@ -183,7 +183,7 @@ class Num:
 class Text:
     """A short string, optionally from a fixed vocabulary."""
 
-    max_len: int = 64
+    max_len: int
     choices: tuple[str, ...] | None = None
 
     def coerce(self, name: str, value: Any) -> str:
@@ -465,8 +465,6 @@ def decode(topic_info: TopicInfo, payload: bytes) -> dict[str, Any]:
         raw = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError("malformed_json", str(exc)) from None
-    except RecursionError:
-        raise WireError("too_deep", "JSON nested too deeply") from None
     clean = _validate(raw)
     if clean["type"] != topic_info.kind or clean["agent"] != topic_info.agent:
         raise WireError("topic_mismatch", "type or agent differs from the topic")

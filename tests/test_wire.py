@@ -253,3 +253,70 @@ def test_reaction_lists_hold_one_value_per_expression():
     fields = dict(ENVELOPE, item="page-1", seconds=1, frames=3, peak=[0.1] * 9, mean=[0.1] * 8)
     with pytest.raises(wire.WireError, match="out_of_range"):
         wire.message("reaction", **fields)
+
+
+def test_the_payload_bound_is_exactly_max_payload_bytes_at_both_ends():
+    """A consumer takes a message of exactly MAX_PAYLOAD_BYTES and drops one byte more; a
+    producer refuses to serialise anything larger, whatever validated it."""
+    msg = wire.message("attention", **attention())
+    info = TOPICS.parse(TOPICS.for_message(msg))
+    payload = wire.encode(msg)
+    padded = payload + b" " * (wire.MAX_PAYLOAD_BYTES - len(payload))  # JSON allows the spaces
+    assert len(padded) == wire.MAX_PAYLOAD_BYTES and wire.decode(info, padded) == msg
+    with pytest.raises(wire.WireError, match="too_large"):
+        wire.decode(info, padded + b" ")
+    empty = len(wire._serialise({"pad": ""}))
+    assert len(wire._serialise({"pad": "x" * (wire.MAX_PAYLOAD_BYTES - empty)})) == 2048
+    with pytest.raises(wire.WireError, match="too_large"):
+        wire._serialise({"pad": "x" * (wire.MAX_PAYLOAD_BYTES - empty + 1)})
+
+
+def test_the_serialiser_refuses_numbers_json_cannot_carry():
+    """A second lock behind `Num.coerce`: NaN and infinities never become a payload."""
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError):
+            wire._serialise({"score": value})
+
+
+def nested(depth: int) -> bytes:
+    """A JSON object whose deepest value sits `depth` brackets down."""
+    return b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+
+
+def test_json_nested_past_max_nesting_is_refused_before_it_is_parsed():
+    """Depth MAX_NESTING is parsed (and refused by the allow-list); one deeper is refused as
+    too deep, unparsed: the reject counters tell the two apart."""
+    info = TOPICS.parse(TOPICS.heartbeat("kiosk-1"))
+    with pytest.raises(wire.WireError) as parsed:
+        wire.decode(info, nested(wire.MAX_NESTING))
+    assert parsed.value.reason == "unknown_type"
+    with pytest.raises(wire.WireError) as deep:
+        wire.decode(info, nested(wire.MAX_NESTING + 1))
+    assert deep.value.reason == "too_deep"
+    assert wire.MAX_NESTING == 8  # docs/protocol.md states it
+
+
+def test_a_refused_availability_payload_is_quoted_at_most_32_characters():
+    """What a stranger put on the topic reaches the log only in part."""
+    with pytest.raises(wire.WireError) as refused:
+        wire.decode_availability(b"x" * 100)
+    assert refused.value.detail == repr("x" * 32)
+
+
+def test_a_consumer_subscribes_to_everything_under_its_prefix_and_nothing_else():
+    assert wire.Topics("site-a/onlooker").subscription == "site-a/onlooker/#"
+
+
+def test_the_wires_value_objects_cannot_be_changed_once_checked():
+    """A topic prefix, a parsed topic and a broker address are checked when made: none can be
+    swapped afterwards for a wildcard, another visit or a plain-text connection."""
+    import dataclasses
+
+    address = wire.broker_address("mqtts://pi.local")
+    for thing, name, value in (
+        (wire.Topics(), "prefix", "#"),
+        (TOPICS.parse(TOPICS.heartbeat("kiosk-1")), "visit", "ffffffffffffffff"),
+        (address, "tls", False),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(thing, name, value)
