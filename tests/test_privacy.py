@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from urllib.request import Request, urlopen
 
@@ -447,6 +448,53 @@ def test_after_a_purge_nothing_late_or_queued_about_the_visit_crosses_the_wire(
         late.close()
     assert retained == ["available"], retained
     assert len([m for m in tap.of_type("attention") if m["visit"] == other]) == 2
+
+
+def test_signals_the_purge_and_its_clears_cross_at_qos_1_and_heartbeats_at_qos_0(mosquitto):
+    """The delivery the contract states (docs/architecture.md) and the dashboard's duplicate
+    handling is built for: everything about a visit at least once (QoS 1), a heartbeat at most
+    once (QoS 0). Watched by a subscriber asking for QoS 2, so nothing is downgraded for it."""
+    from test_agent import SIGNALS
+
+    host, port = wire.parse_broker_url(mosquitto.url)
+    received: list[tuple[str, bytes, int]] = []
+    subscribed = threading.Event()
+    watcher = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe(wire.Topics().subscription, 2)
+    watcher.on_subscribe = lambda *a: subscribed.set()
+    watcher.on_message = lambda c, u, m: received.append((m.topic, bytes(m.payload), m.qos))
+    watcher.connect(host, port)
+    watcher.loop_start()
+    publisher = SignalPublisher(mosquitto.url, "kiosk-qos")
+    visit = "a0b1c2d3e4f50617"
+    try:
+        assert subscribed.wait(10)
+        publisher.start(wait_s=5)
+        assert publisher.publish(
+            "visit", visit=visit, event="start", consent="viewer", scopes=list(wire.SCOPES)
+        )
+        for kind, fields in SIGNALS.items():
+            assert publisher.publish(kind, visit=visit, **fields)
+        assert publisher.publish(
+            "heartbeat", qos=0, fps=30.0, latency_ms=20.0, model="m", model_version="1",
+            source="video", uptime_s=1.0, watching=True,
+        )  # fmt: skip
+        # The signals cross before the purge (a purge discards what of the visit still waits).
+        assert wait_until(lambda: len(received) >= 2 + len(SIGNALS) + 1, 5), received
+        assert publisher.purge(visit, "forget")
+        assert wait_until(lambda: any(t.endswith("/purge") for t, _, _ in received), 5)
+    finally:
+        publisher.stop()
+        watcher.disconnect()
+        watcher.loop_stop()
+    topics = wire.Topics()
+    about_visit = [(topics.parse(t).kind, bool(p), q) for t, p, q in received
+                   if topics.parse(t).visit == visit]  # fmt: skip
+    clears = [kind for kind, payload, _ in about_visit if not payload]
+    assert sorted(clears) == sorted(k for k in wire.VISIT_TYPES if k != "purge"), about_visit
+    assert {q for _, _, q in about_visit} == {1}, about_visit
+    assert len(about_visit) == 1 + len(SIGNALS) + len(clears) + 1  # start, signals, clears, purge
+    assert [q for t, _, q in received if topics.parse(t).kind == "heartbeat"] == [0]
 
 
 def test_two_visits_made_from_the_same_video_get_unrelated_pseudonyms(
