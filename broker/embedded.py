@@ -8,6 +8,11 @@ Either way the broker listens on a loopback address only and keeps nothing on di
 fit for a kiosk or a classroom laptop, never for a network of kiosks: those need a real
 Mosquitto with its own configuration, ACLs and credentials.
 
+It never outlives the process that started it, even one killed with SIGKILL: amqtt lives in
+that process, and mosquitto runs under a small keeper process that stops it and deletes its
+run folder as soon as the pipe from its parent closes (on every OS), with Linux's parent-death
+signal on both as well. So no port stays held and no password file stays behind.
+
 By default it allows anonymous clients. `EmbeddedBroker(agents=[...])` (what `onlooker demo`
 runs) makes credentials for this run instead: a random password for each named agent and
 for the dashboard, and the production ACL (an agent writes only its own topics and reads
@@ -27,17 +32,19 @@ import errno
 import ipaddress
 import logging
 import os
+import queue
 import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -76,6 +83,113 @@ def _stop_forgotten_brokers() -> None:
     # mosquitto runs in its own session (so Ctrl-C reaches us first); never leave it orphaned.
     for broker in list(_RUNNING):
         broker.stop()
+
+
+# --- dying with the parent -----------------------------------------------------------------
+#
+# atexit covers a normal exit; a SIGKILL (or a crash, or the OOM killer) runs nothing of ours.
+# So mosquitto is started through a keeper: a few lines of Python (standard library only) that
+# run mosquitto as their own child and stop it, and delete the run folder (passwords, config),
+# when their standard input reaches EOF. The write end of that pipe is held by this process
+# only (not inheritable), so the kernel closes it whenever we die, however we die, on every OS.
+# On Linux both the keeper and mosquitto also get a parent-death signal (SIGTERM), which holds
+# even when a fork of this process inherited the pipe, and when the keeper itself is killed.
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+_KEEPER = r"""
+import os, shutil, signal, subprocess, sys, threading
+folder, command = sys.argv[1], sys.argv[2:]
+preexec = None
+if sys.platform.startswith("linux"):
+    import ctypes
+    prctl, keeper = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
+    args = [ctypes.c_int(1), ctypes.c_ulong(signal.SIGTERM)] + [ctypes.c_ulong(0)] * 3
+    def preexec():
+        prctl(*args)
+        if os.getppid() != keeper:
+            os._exit(1)
+child = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+asked = threading.Event()
+def stop(*_):
+    asked.set()
+    try:
+        child.terminate()
+    except OSError:
+        pass
+signal.signal(signal.SIGTERM, stop)
+def watch():
+    try:
+        sys.stdin.buffer.read()
+    except (OSError, ValueError):
+        pass
+    stop()
+threading.Thread(target=watch, daemon=True).start()
+code = child.wait()
+if asked.is_set():
+    shutil.rmtree(folder, ignore_errors=True)
+sys.exit(code)
+"""
+"""Runs as `python -I -S -c _KEEPER FOLDER MOSQUITTO ARGS...`; exits with mosquitto's code.
+
+When mosquitto exits by itself (a port already taken) the folder stays: its log says why."""
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: a preexec_fn giving the child SIGTERM when its parent dies; elsewhere None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    args = [ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM)]
+    args += [ctypes.c_ulong(0)] * 3
+
+    def preexec() -> None:
+        prctl(*args)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+_spawn_requests: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+_spawn_requests = queue.SimpleQueue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(start: Callable[[], Any]) -> Any:
+    """Run `start` (a Popen) on one thread that lives as long as this process.
+
+    Linux sends the parent-death signal when the *thread* that forked the child exits, not the
+    process: a broker started from a short-lived thread (a test fixture, a worker) would be
+    killed with that thread. This thread ends only with the process."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or not _spawner.is_alive():  # not alive in a fork of this process
+            _spawner = threading.Thread(
+                target=_serve_spawns, name="onlooker-broker-spawner", daemon=True
+            )
+            _spawner.start()
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    _spawn_requests.put((start, future))
+    return future.result()
+
+
+def _serve_spawns() -> None:
+    while True:
+        start, future = _spawn_requests.get()
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(start())
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller, who raises it)
+            future.set_exception(exc)
 
 
 class BrokerError(RuntimeError):
@@ -360,13 +474,18 @@ class EmbeddedBroker:
         # It is opened here, so mosquitto dropping root privileges cannot lock it out.
         self._log_path = self._tmpdir / "mosquitto.log"
         self._log_file = open(self._log_path, "wb")  # noqa: SIM115 (closed in _stop_mosquitto)
+        command = [sys.executable, "-I", "-S", "-c", _KEEPER, str(self._tmpdir), binary]
+        log_file = self._log_file
         try:
-            self._process = subprocess.Popen(
-                [binary, "-c", str(conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=self._log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in the terminal goes to us, and we stop it
+            self._process = _spawn(
+                lambda: subprocess.Popen(
+                    [*command, "-c", str(conf)],
+                    stdin=subprocess.PIPE,  # our end closes when we die: the keeper's signal
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a Ctrl-C in the terminal goes to us, and we stop it
+                    preexec_fn=_die_with_parent() if sys.platform.startswith("linux") else None,
+                )
             )
         except OSError as exc:
             raise BrokerError(f"could not run {binary}: {exc}") from exc
@@ -396,13 +515,14 @@ class EmbeddedBroker:
 
     def _stop_mosquitto(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        if process is not None:
+            if process.stdin is not None:
+                process.stdin.close()  # the keeper stops mosquitto and exits (any OS)
             try:
                 process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                logger.warning("mosquitto ignored SIGTERM for %s s; killing it", STOP_TIMEOUT_S)
-                process.kill()
+                logger.warning("mosquitto did not stop within %s s; killing it", STOP_TIMEOUT_S)
+                process.kill()  # on Linux mosquitto follows through its parent-death signal
                 process.wait(timeout=STOP_TIMEOUT_S)
         if self._log_file is not None:
             self._log_file.close()

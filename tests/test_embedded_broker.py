@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import queue
+import re
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +19,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from broker import embedded
-from broker.embedded import BrokerError, EmbeddedBroker, find_mosquitto
+from broker.embedded import START_TIMEOUT_S, BrokerError, EmbeddedBroker, find_mosquitto
+from conftest import require
 
 pytestmark = pytest.mark.integration
 
@@ -329,3 +334,147 @@ def test_refuses_non_loopback_host() -> None:
         EmbeddedBroker(host="0.0.0.0")
     with pytest.raises(ValueError, match="prefer"):
         EmbeddedBroker(prefer="hivemq")
+
+
+# --- dying with the parent ------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) of a live process from /proc, or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), fields[19]
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """pid -> start time of every process below `root` (so a reused pid is not mistaken)."""
+    parents: dict[int, list[int]] = {}
+    starts: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+            parents.setdefault(stat[1], []).append(int(entry.name))
+            starts[int(entry.name)] = stat[2]
+    found: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found[child] = starts[child]
+            todo.append(child)
+    return found
+
+
+def _still_running(processes: dict[int, str]) -> list[int]:
+    """Those of `processes` still running (a zombie nobody reaps here has let go of all)."""
+    alive = []
+    for pid, start in processes.items():
+        stat = _proc_stat(pid)
+        if stat is not None and stat[2] == start and stat[0] != "Z":
+            alive.append(pid)
+    return alive
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _sigkill_and_check_nothing_is_left(code: str) -> None:
+    """Run `code` (it starts a mosquitto broker) in a new Python, SIGKILL it, look what's left."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    below: dict[int, str] = {}
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()
+        found = re.search(r"mosquitto broker on mqtt://127\.0\.0\.1:(\d+)", line)
+        assert found, f"unexpected first line {line!r}"
+        port = int(found.group(1))
+        below = _descendants(parent.pid)
+        folders = {
+            Path(arg).parent
+            for pid in below
+            for arg in Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+            if "onlooker-mosquitto-" in arg and arg.endswith(".conf")
+        }
+        assert len(folders) == 1, folders
+        _kill_and_check_nothing_is_left(parent, below, port, folders.pop())
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=TIMEOUT_S)
+        for pid in _still_running(below):  # a failed run must not leave its broker either
+            os.kill(pid, signal.SIGKILL)
+
+
+def _kill_and_check_nothing_is_left(
+    parent: subprocess.Popen[str], below: dict[int, str], port: int, folder: Path
+) -> None:
+    assert below, f"no broker process below {parent.pid}"
+    assert not _port_is_free(port) and folder.is_dir()
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=TIMEOUT_S)
+    assert parent.stdout is not None
+    parent.stdout.close()
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and (
+        _still_running(below) or not _port_is_free(port) or folder.exists()
+    ):
+        time.sleep(0.05)
+    assert _still_running(below) == [], "the broker outlived its SIGKILLed parent"
+    assert _port_is_free(port), f"port {port} still held after the parent was SIGKILLed"
+    assert not folder.exists(), "the run folder (passwords, config) was left behind"
+
+
+@pytest.fixture
+def linux_mosquitto() -> None:
+    require(sys.platform.startswith("linux"), "reads /proc to find the broker's processes")
+    _require("mosquitto")
+
+
+def test_sigkilled_onlooker_broker_leaves_no_mosquitto_and_no_port(linux_mosquitto) -> None:
+    code = "from onlooker.cli import main; main(['broker', '--port', '0', '--prefer', 'mosquitto'])"
+    _sigkill_and_check_nothing_is_left(code)
+
+
+def test_sigkilled_parent_without_parent_death_signal_is_noticed_by_the_keeper(
+    linux_mosquitto,
+) -> None:
+    """As on macOS and Windows: the keeper alone, seeing its stdin close, stops mosquitto."""
+    code = (
+        "import time\n"
+        "from broker import embedded\n"
+        "embedded._die_with_parent = lambda: None\n"
+        "broker = embedded.EmbeddedBroker(prefer='mosquitto', agents=['kiosk-1']).start()\n"
+        "print(f'mosquitto broker on {broker.url}', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    _sigkill_and_check_nothing_is_left(code)
+
+
+def test_a_broker_started_from_a_short_lived_thread_outlives_the_thread() -> None:
+    """Linux's parent-death signal follows the thread that forked, not the process."""
+    _require("mosquitto")
+    started: list[EmbeddedBroker] = []
+    worker = threading.Thread(
+        target=lambda: started.append(EmbeddedBroker(prefer="mosquitto").start())
+    )
+    worker.start()
+    worker.join(timeout=START_TIMEOUT_S)
+    [running] = started
+    try:
+        time.sleep(0.5)  # a SIGTERM from the thread's exit would have landed by now
+        assert running._process is not None and running._process.poll() is None
+        Peer(running).connect().close()
+    finally:
+        running.stop()
