@@ -565,8 +565,7 @@ class Agent:
         self.visits_started += 1
         for stage in self.stages:
             stage.reset()
-        if self._item is not None:
-            self._t_s = t_ms / 1000.0
+        if self._item is not None:  # opened at this frame's stream time (`_on_frame` set it)
             self._switch_item_locked(self.visit, self._item)
         logger.info(
             "visit %s started (%s consent to %s)",

@@ -54,7 +54,8 @@ SIGNALS = {
     ),
     "reading": dict(
         item="page-1", state="reading", lines_read=4, gaze_wpm=250, skimming=False,
-        progress=0.4, personal_wpm=262, time_left_s=1380, chapter_time_left_s=300,
+        progress=0.4, personal_wpm=262, time_left_s=1380, chapter_time_left_s=300, gaze_pages=3,
+        gaze_skims=1,
     ),
 }  # fmt: skip
 """One complete, valid message of each consent-scoped kind: only consent can refuse it."""
@@ -587,3 +588,93 @@ def test_calibration_belongs_to_the_visit_and_needs_one(mosquitto):
     assert agent.calibrate_gaze("end") == {"calibrated": False}
     thread.join(30)
     assert agent.expression.gains == {}  # forgotten with the visit
+
+
+# --- frame by frame, in stream time the test chooses ---------------------------------------
+
+
+def frame_at(t_ms: int) -> Frame:
+    return Frame(np.zeros((8, 8, 3), np.uint8), t_ms, t_ms, time.monotonic())
+
+
+def offline_agent(**config) -> Agent:
+    """An agent fed frame by frame: its publisher never connects (what it publishes waits in
+    the outbox, and the ledger records it)."""
+    config.setdefault("expression_model", "blendshapes")
+    config.setdefault("consent", "recorded-source")
+    return Agent(AgentConfig(**config), ScriptedSource(1), ScriptedAnalyzer(bool))
+
+
+def test_a_visit_ends_when_the_face_is_gone_longer_than_the_leave_time_and_not_before():
+    agent = offline_agent(leave_after_s=3.0)
+    agent._on_frame(frame_at(0), [SMILE])
+    agent._on_frame(frame_at(3000), [])  # gone for exactly the leave time: still the viewer
+    assert agent.visit is not None
+    agent._on_frame(frame_at(3001), [])
+    assert agent.visit is None and agent.last_visit.reason == "left"
+
+
+def test_a_visit_ends_when_it_has_lasted_longer_than_max_visit_s_and_not_before():
+    agent = offline_agent(max_visit_s=10.0)
+    for t_ms in range(0, 10_001, 2_500):  # the face stays throughout
+        agent._on_frame(frame_at(t_ms), [SMILE])
+    assert agent.visit is not None
+    agent._on_frame(frame_at(10_001), [SMILE])
+    assert agent.visit is None and agent.last_visit.reason == "max_duration"
+
+
+def test_an_items_time_is_the_stream_time_it_was_on_screen():
+    """A reaction's `seconds` come from the frames' stream time, exactly."""
+    agent = offline_agent(leave_after_s=3.0)
+    agent.show_item("page-1")
+    for t_ms in range(0, 100_001, 2_000):
+        agent._on_frame(frame_at(t_ms), [SMILE])
+    agent.show_item("page-2")
+    ledger = agent.publisher.ledgers[agent.visit.id]
+    assert ledger.last["reaction"]["item"] == "page-1"
+    assert ledger.last["reaction"]["seconds"] == 100.0
+
+
+def test_a_finished_visit_is_kept_for_exactly_the_retention_period(monkeypatch):
+    """Retention on the device against a faked clock: the receipt is there until `retention_s`
+    after the visit ended and gone from that moment; with 0, gone the moment it ends."""
+    import types
+
+    import edge.agent
+
+    for retention_s in (600.0, 0.0):
+        agent = offline_agent(leave_after_s=0.0, retention_s=retention_s)
+        agent._on_frame(frame_at(0), [SMILE])
+        agent._on_frame(frame_at(1), [])
+        ended = agent.last_visit.ended_at = 1000.0  # on the faked clock
+        visit = agent.last_visit.id
+        now = [ended]
+        monkeypatch.setattr(edge.agent, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+        if retention_s:
+            now[0] = ended + retention_s - 0.5
+            assert agent.learned()["visit"] == visit
+        now[0] = ended + retention_s
+        assert agent.learned() is None and visit not in agent.publisher.ledgers
+        monkeypatch.undo()
+
+
+def test_agreeing_again_during_a_visit_leaves_no_consent_pending_after_it(monkeypatch):
+    """A second "I agree" while the viewer is watched belongs to the running visit: when that
+    visit ends nothing waits for a face, so nothing lapses later (against a faked clock)."""
+    import types
+
+    import edge.agent
+
+    now = [100.0]
+    monkeypatch.setattr(edge.agent, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    agent = offline_agent(consent="viewer", leave_after_s=0.0)
+    agent._on_frame(frame_at(0), [SMILE])
+    agent.give_consent()
+    agent._on_frame(frame_at(10), [SMILE])
+    assert agent.visit is not None
+    agent.give_consent()  # the same scopes: the same visit goes on
+    agent._on_frame(frame_at(20), [])
+    assert agent.visit is None and not agent.consented
+    now[0] += 60  # long past consent_wait_s and the face gap
+    agent._on_frame(frame_at(60_020), [])
+    assert not agent.status()["consented"] and agent.consents_lapsed == 0
