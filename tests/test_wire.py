@@ -279,8 +279,9 @@ def test_the_serialiser_refuses_numbers_json_cannot_carry():
 
 
 def nested(depth: int) -> bytes:
-    """A JSON object whose deepest value sits `depth` brackets down."""
-    return b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+    """A JSON object whose deepest value sits `depth` brackets down, with one more bracket
+    beside it (a payload with few brackets is not even measured)."""
+    return b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b',"b":[]}'
 
 
 def test_json_nested_past_max_nesting_is_refused_before_it_is_parsed():
