@@ -60,6 +60,7 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_agent.py::test_the_publisher_refuses_a_signal_whose_scope_the_visit_did_not_consent_to",
             "tests/test_agent.py::test_a_message_with_landmarks_never_reaches_the_broker",
             "tests/test_privacy.py::test_after_a_purge_nothing_late_or_queued_about_the_visit_crosses_the_wire",
+            "tests/test_privacy.py::test_signals_the_purge_and_its_clears_cross_at_qos_1_and_heartbeats_at_qos_0",
             "tests/test_agent.py::test_without_consent_only_availability_and_heartbeats_cross",
             "tests/test_agent.py::test_withdrawal_ends_the_visit_and_stops_publishing",
             "tests/test_agent.py::test_past_the_retention_period_the_device_forgets_what_it_published",
@@ -74,6 +75,13 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
          "_active_stages", "_publish_locked"},
         {},
         _tests(
+            # frame by frame, without a broker: a second or less each
+            "tests/test_agent.py::test_a_visit_ends_when_the_face_is_gone_longer_than_the_leave_time_and_not_before",
+            "tests/test_agent.py::test_a_visit_ends_when_it_has_lasted_longer_than_max_visit_s_and_not_before",
+            "tests/test_agent.py::test_an_items_time_is_the_stream_time_it_was_on_screen",
+            "tests/test_agent.py::test_a_finished_visit_is_kept_for_exactly_the_retention_period",
+            "tests/test_agent.py::test_agreeing_again_during_a_visit_leaves_no_consent_pending_after_it",
+            "tests/test_agent.py::test_consent_to_an_unknown_or_empty_set_of_scopes_is_refused_whole",
             "tests/test_agent.py::test_the_agent_computes_and_asks_to_send_only_what_the_one_scope_allows",
             "tests/test_agent.py::test_without_consent_only_availability_and_heartbeats_cross",
             "tests/test_agent.py::test_consent_starts_a_visit_and_face_messages_are_rate_limited",
@@ -81,7 +89,6 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_agent.py::test_withdrawal_ends_the_visit_and_stops_publishing",
             "tests/test_agent.py::test_forget_me_ends_a_viewers_consent_but_not_a_recorded_sources",
             "tests/test_agent.py::test_a_narrowed_consent_ends_the_visit_and_the_next_one_sends_only_what_is_left",
-            "tests/test_agent.py::test_consent_to_an_unknown_or_empty_set_of_scopes_is_refused_whole",
             "tests/test_agent.py::test_past_the_retention_period_the_device_forgets_what_it_published",
             "tests/test_agent.py::test_visit_survives_a_short_miss_and_ends_after_the_leave_time",
             "tests/test_agent.py::test_each_page_shown_gets_its_reaction_and_attention_summary",
@@ -123,69 +130,12 @@ would. Left out: swaps to exotic operators (`-` to `<<`, `==` to `is`) that only
 `|` swaps, which here only occur in type annotations (never evaluated: equivalent mutants)."""
 
 EXPLAINED: dict[tuple[str, str, str], str] = {
-    # (module, operator, the original line, stripped) -> why the survivor is harmless
-    ("broker/wire.py", "NumberReplacer", "max_len: int = 64"):
-        "the default is never used: every Text in the allow-list names its length",
-    ("broker/wire.py", "NumberReplacer", 'raise WireError("bad_availability", repr(text[:32]))'):
-        "only how much of a refused payload an error message quotes",
-    ("broker/wire.py", "ReplaceFalseWithTrue",
-     'data = json.dumps(clean, separators=(",", ":"), allow_nan=False).encode()'):
-        "every number has passed Num.coerce, which refuses NaN and infinities first",
-    ("broker/wire.py", "NumberReplacer", "MAX_NESTING = 8"):
-        "a bound against exhausting the parser; no valid message nests deeper than 2, so every"
-        " depth it lets through is refused by the allow-list anyway",
-    ("broker/wire.py", "ReplaceComparisonOperator_Gt_GtE", "if _nesting(payload) > MAX_NESTING:"):
-        "as MAX_NESTING: depth 8 is refused by the allow-list either way",
-    ("broker/wire.py", "ExceptionReplacer", "except RecursionError:"):
-        "unreachable behind the nesting bound; kept as a second guard",
-    ("broker/wire.py", "ReplaceComparisonOperator_Gt_GtE", "if len(payload) > MAX_PAYLOAD_BYTES:"):
-        "no valid message comes near 2,048 bytes; refusing exactly 2,048 refuses only invalid ones",
-    ("broker/wire.py", "ReplaceComparisonOperator_Gt_GtE", "if len(data) > MAX_PAYLOAD_BYTES:"):
-        "as above, on the producing side",
-    ("broker/wire.py", "RemoveDecorator", "@property"):
-        "Topics.subscription: without it nothing is received at all (the dashboard and broker"
-        " tests, outside this run, subscribe through it); never more leaves",
-    ("broker/wire.py", "ReplaceTrueWithFalse", "@dataclass(frozen=True)"):
-        "for Topics, TopicInfo and BrokerAddress (value objects, not the allow-list); the field"
-        " specs' frozenness is held by test_no_field_spec_can_be_loosened_at_run_time",
-    ("edge/publisher.py", "NumberReplacer",
-     "def publish(self, kind: str, qos: int = 1, **fields: Any) -> bool:"):
-        "QoS 2 instead of 1: exactly-once delivery of the same consented messages",
-    ("edge/publisher.py", "NumberReplacer",
-     "_Outgoing(self.topics.for_message(message), payload, 1, False, visit, now,"):
-        "the purge at QoS 2 instead of 1: delivered exactly once instead of at least once",
-    ("edge/publisher.py", "NumberReplacer",
-     'self._enqueue_locked(_Outgoing(topic, b"", 1, True, visit, now, sticky=True))'):
-        "the retained-clears at QoS 2 instead of 1: the same clears, delivered exactly once",
+    # (module, operator, the original line, stripped) -> why the survivor is harmless.
+    # None on the wire, the publisher or the agent: each of their survivors is now killed by a
+    # test or was removed with the code that made it equivalent (docs/testing.md).
     ("dashboard/state.py", "ZeroIterationForLoop", "for agent in self._agents.values():"):
         "reset: an agent's view looks its visit up among the visits, where it is gone; the"
         " stale reference shows nothing",
-    ("edge/agent.py", "ReplaceComparisonOperator_GtE_Gt",
-     "if past is not None and time.monotonic() - past.ended_at >= self.config.retention_s:"):
-        "differs only when two monotonic clock readings are exactly retention_s apart",
-    ("edge/agent.py", "ReplaceAndWithOr",
-     'if self.visit is None and self.config.consent == "viewer":'):
-        "the pending-consent timer is read only while no visit runs and only for viewer consent",
-    ("edge/agent.py", "ReplaceOrWithAnd",
-     "self._gaze_target, sample.gaze_yaw, sample.gaze_pitch or 0.0"):
-        "gaze calibration samples: kept on the device for the visit, not a consent decision",
-    ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is",
-     "if self._gaze_target is not None and sample.gaze_yaw is not None:"):
-        "nine-dot calibration samples: kept on the device for the visit, not a consent decision",
-    ("edge/agent.py", "NumberReplacer",
-     "elif t_ms - visit.last_seen_ms > self.config.leave_after_s * 1000:"):
-        "the leave time 0.1 % longer: when a visit ends, not what it may send",
-    ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is",
-     "assert self._gaze_calibration is not None"):
-        "an assertion inside the nine-dot calibration: calibration only, on the device",
-    ("edge/agent.py", "ReplaceComparisonOperator_IsNot_Is", "and sample.gaze_yaw is not None"):
-        "reading-line calibration samples: kept on the device, not a consent decision",
-    ("edge/agent.py", "ReplaceComparisonOperator_Lt_LtE",
-     "and len(self._line_samples) < MAX_LINE_SAMPLES"):
-        "one more reading-line calibration sample kept on the device",
-    ("edge/agent.py", "NumberReplacer",
-     "t_ms, t_s, now = frame.t_ms, frame.t_ms / 1000.0, time.monotonic()"):
-        "stream time 0.1 % off: timing of the signals, not what may leave",
 }  # fmt: skip
 """Survivors judged harmless, each with its reason (docs/testing.md lists them too)."""
 
