@@ -6,6 +6,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -15,14 +16,17 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from broker import wire
 from dashboard import profile
-from dashboard.state import DashboardState
+from dashboard.state import ITEM_TYPES, DashboardState
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__)
 
 STREAMS_STOP = "onlooker_streams_stop"
+STREAM_RETRY_AFTER_S = 5
+"""A refused event stream (too many open) is told to come back after this many seconds."""
 
 
 def _state() -> DashboardState:
@@ -84,6 +88,53 @@ def crowd() -> Response:
     if visit_id is not None:
         figures["conclusions"] = profile.crowd_conclusions(figures["compare"], state.crowd_k)
     return jsonify(figures)
+
+
+FELT = "feeling"
+"""The one feedback conclusion answered with an expression word, not a grade (`wire.GRADES`)."""
+
+
+def contract(config: Any) -> dict[str, Any]:
+    """The facts the page shares with the server, read from the constants that define them.
+
+    The page (dashboard/static/contract.js) imports these and copies none of them: the wire's
+    vocabularies, the profile's reading average, patents and score, and this app's k,
+    retention and exhibition hold as configured.
+    """
+    return {
+        "expressions": list(wire.EXPRESSIONS),  # in order: a reaction's `mean` follows it
+        "topics": list(wire.TOPICS),
+        "scopes": list(wire.SCOPES),
+        "consent_kinds": list(wire.CONSENT_KINDS),
+        "reading_states": list(wire.READING_STATES),
+        # The message types about one page or post: a visit keeps each per item too, and
+        # /api/visits/<id>/raw names those copies "<type>:<item>".
+        "item_kinds": list(ITEM_TYPES),
+        "feedback": {
+            "graded": [kind for kind in wire.CONCLUSIONS if kind != FELT],
+            "felt": FELT,
+        },
+        "adult_wpm": profile.ADULT_WPM,
+        "sources": dict(profile.SOURCES),
+        "score": {
+            "start": profile.SCORE_START,
+            # The lowest rating has no floor: JSON has no -Infinity, so null.
+            "ratings": [
+                [floor if math.isfinite(floor) else None, name] for floor, name in profile.RATINGS
+            ],
+            "terms": [key for key, *_ in profile.SCORE_TERMS],
+        },
+        "crowd_k": int(config["CROWD_K"]),
+        "retention_s": float(config["RETENTION_S"]),
+        "exhibition_hold_s": float(config["EXHIBITION_HOLD_S"]),
+        "stream_retry_s": STREAM_RETRY_AFTER_S,
+    }
+
+
+@bp.get("/api/contract")
+def contract_facts() -> Response:
+    """The contract facts the page needs, from one source (see `contract`)."""
+    return jsonify(contract(current_app.config))
 
 
 @bp.get("/api/feedback")
@@ -254,7 +305,7 @@ def stream() -> Response:
     if release is None:
         response = jsonify(error="too many open event streams; try again shortly")
         response.status_code = 503
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = str(STREAM_RETRY_AFTER_S)
         return response
     events = _events(
         _state(),
