@@ -148,6 +148,7 @@ class SimulatedAgent:
         values = {
             "state": "reading", "lines_read": 4, "gaze_wpm": 250, "skimming": False,
             "progress": 0.4, "personal_wpm": 262, "time_left_s": 1380, "chapter_time_left_s": 300,
+            "gaze_pages": 3, "gaze_skims": 1,
         }  # fmt: skip
         return self.send("reading", wait, visit=self.visit, item=item, **{**values, **fields})
 

@@ -160,7 +160,8 @@ class SimulatedKiosk:
             self._publish("reading", visit=visit, item=f"page-{self.page}", state="reading",
                           lines_read=int(r() * 20), gaze_wpm=int(150 + r() * 150),
                           skimming=False, progress=round(r(), 2), personal_wpm=238,
-                          time_left_s=400, chapter_time_left_s=120)  # fmt: skip
+                          time_left_s=400, chapter_time_left_s=120, gaze_pages=3,
+                          gaze_skims=1)  # fmt: skip
         if due["page"] <= now:
             due["page"] = now + self.rng.uniform(8, 15)
             self._page_done(visit)

@@ -338,6 +338,10 @@ FIELDS: dict[str, dict[str, Num | Text | Flag | ListOf | Optional_]] = {
         "personal_wpm": Num(0, 100_000, digits=0),
         "time_left_s": Optional_(Num(0, 1e7, digits=0)),
         "chapter_time_left_s": Optional_(Num(0, 1e7, digits=0)),
+        # The visit's pages with gaze so far, and how many of them look skimmed against the
+        # reader's own reading (null until 3 pages): counts, never a page's score.
+        "gaze_pages": Num(0, 10_000, integer=True),
+        "gaze_skims": Optional_(Num(0, 10_000, integer=True)),
     },
     # The visitor's answer to one conclusion: its kind and the answer, nothing else.
     "feedback": {

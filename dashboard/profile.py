@@ -193,6 +193,10 @@ def conclusions(visit: dict[str, Any]) -> list[dict[str, Any]]:
             add("went_back", "ebook_systems", "vendor", one, item=page["item"],
                 topic=page["topic"])  # fmt: skip
     reading = visit.get("reading")
+    if reading is not None and reading.get("gaze_skims") is not None:
+        # Retrospective: each page against the median of the visit's pages, judged at the end.
+        add("skimmed_by_eye", "amazon_eye", "vendor", _evidence(reading["gaze_pages"]),
+            skimmed=reading["gaze_skims"], pages=reading["gaze_pages"])  # fmt: skip
     if reading is not None and reading.get("time_left_s") is not None and evidence is not None:
         add("time_left", "amazon_speed", "vendor",
             _evidence(evidence["pages"], evidence["seconds"]),

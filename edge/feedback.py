@@ -2,7 +2,8 @@
 
 Built only from what left the device (the publisher's `Ledger`), so the visitor grades
 exactly what the dashboard was told: the expression overall, attention, reading pace, pages
-skimmed, interests and time left; and, beside the expression timeline, "what were you
+skimmed (by the page-turn timer and, looking back over the visit, by the eyes against the
+visitor's own reading), interests and time left; and, beside the expression timeline, "what were you
 actually feeling?" (`feeling`). Each conclusion is a key with numbers; the page words it.
 """
 
@@ -50,9 +51,12 @@ def conclusions(ledger: Ledger | None) -> list[dict[str, Any]]:
             verdict = "faster" if wpm > ADULT_WPM else "slower" if wpm < ADULT_WPM else "same"
             found.append({"kind": "pace", "params": {"wpm": wpm, "verdict": verdict}})
         if ledger.pages:
-            found.append(
-                {"kind": "skims", "params": {"skimmed": ledger.skims, "pages": ledger.pages}}
-            )
+            params = {"skimmed": ledger.skims, "pages": ledger.pages}
+            if reading is not None and reading.get("gaze_skims") is not None:
+                # Retrospective: the visit's pages against the reader's own median page.
+                params["by_eye"] = reading["gaze_skims"]
+                params["by_eye_pages"] = reading["gaze_pages"]
+            found.append({"kind": "skims", "params": params})
         if ledger.topics and max(ledger.topics.values()) > 0:
             topic = max(sorted(ledger.topics), key=lambda t: ledger.topics[t])
             found.append({"kind": "interests", "params": {"topic": topic}})

@@ -11,12 +11,19 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 from broker import wire
 
-from .reading import GazeReadingEstimator, PageTurnPace, fuse
+from .reading import (
+    GazeReadingEstimator,
+    GazeSummary,
+    PageTurnPace,
+    fuse,
+    skims_against_own_reading,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ DEFAULT_DISTANCE_CM = 60.0
 """Viewing distance to assume until the iris gives one."""
 CENTRE_TIME_CONSTANT_S = 8.0
 """The straight-ahead gaze is learned as a moving average over about this long."""
+MAX_GAZED_PAGES = 1000
+"""Skims are judged against the visit's last this many pages (memory stays bounded)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,9 @@ class ReadingSession:
         self.layout: ItemLayout | None = None
         self.away = False
         self.present = False
+        self.gazed_pages: deque[GazeSummary] = deque(maxlen=MAX_GAZED_PAGES)
+        """What the eyes said about each page left in this visit (kept on the device, forgotten
+        with the visit), to judge skims against the reader's own reading."""
 
     def set_screen_calibration(self, calibration: ScreenMap | None) -> None:
         """Use the nine-dot calibration (when the visitor did it) to place the gaze on the text."""
@@ -202,6 +214,7 @@ class ReadingSession:
             if self.away:
                 self.pace.away_ended(t)
             summary = self.gaze.summary()
+            self.gazed_pages.append(summary)
             fused = fuse(None, summary, self.layout.words)
             reading = self.pace.page_left(t, weight=fused.weight)
             left = {
@@ -265,6 +278,9 @@ class ReadingSession:
             time_left = self.pace.time_left(on_page + layout.words_after)
             if layout.chapter_words_after is not None:
                 chapter_left = self.pace.time_left(on_page + layout.chapter_words_after)
+        # Every page so far, the one on screen included, against the visit's median: the last
+        # state of a visit carries the retrospective verdict on all its pages.
+        own = skims_against_own_reading([*self.gazed_pages, summary])
         return {
             "item": layout.item if layout else None,
             "state": "away" if not self.present else ("reading" if self.gaze.reading else
@@ -276,4 +292,6 @@ class ReadingSession:
             "personal_wpm": self.pace.personal_wpm,
             "time_left_s": time_left,
             "chapter_time_left_s": chapter_left,
+            "gaze_pages": own.judged,
+            "gaze_skims": own.count,
         }  # fmt: skip

@@ -19,7 +19,10 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -662,6 +665,61 @@ class GazeReadingEstimator:
         )
 
 
+# --- skims compared with the reader's own reading ------------------------------------------
+
+OWN_SKIM_MARGIN = 0.10
+"""A page is skimmed compared with the reader's own reading when its skim score exceeds the
+median of the visit's pages by more than this (the smallest margin with at most 10 % of normal
+reading pages flagged on the tuning half of webqamgaze; docs/reading.md)."""
+OWN_SKIM_MIN_PAGES = 3
+"""No verdict against the reader's own reading from fewer pages with gaze than this."""
+OWN_SKIM_MIN_OBSERVED_S = 5.0
+"""A page is judged only with this much gaze on it (as the live skimming flag waits)."""
+
+
+@dataclass(frozen=True)
+class OwnReadingSkims:
+    """Each page's skim score against the median of the visit's pages: retrospective, since
+    every page read later moves the median, so a verdict is final only when the visit ends."""
+
+    relative: tuple[float | None, ...]
+    """Per page: skim score minus the visit's median (None: too little gaze to judge)."""
+    skimmed: tuple[bool | None, ...]
+    """Per page: skimmed compared with the reader's own reading (None: not judged, or fewer
+    than `OWN_SKIM_MIN_PAGES` pages judged in the visit)."""
+
+    @property
+    def judged(self) -> int:
+        """Pages with enough gaze to be judged."""
+        return sum(r is not None for r in self.relative)
+
+    @property
+    def count(self) -> int | None:
+        """Pages skimmed compared with the reader's own reading; None before enough pages."""
+        flags = [f for f in self.skimmed if f is not None]
+        return sum(flags) if flags else None
+
+
+def skims_against_own_reading(
+    pages: Sequence[GazeSummary | None],
+    margin: float = OWN_SKIM_MARGIN,
+    min_pages: int = OWN_SKIM_MIN_PAGES,
+    min_observed_s: float = OWN_SKIM_MIN_OBSERVED_S,
+) -> OwnReadingSkims:
+    """Judge every page of a visit against the median skim score of its pages with gaze."""
+    scores = [
+        p.skim_score if p is not None and p.observed_s >= min_observed_s else None for p in pages
+    ]
+    judged = [s for s in scores if s is not None]
+    if not judged:
+        return OwnReadingSkims((None,) * len(scores), (None,) * len(scores))
+    middle = float(np.median(judged))
+    relative = tuple(None if s is None else s - middle for s in scores)
+    enough = len(judged) >= min_pages
+    skimmed = tuple(None if r is None or not enough else r > margin for r in relative)
+    return OwnReadingSkims(relative, skimmed)
+
+
 # --- fusion ---------------------------------------------------------------------------------
 
 
@@ -709,11 +767,16 @@ __all__ = [
     "GazeReadingEstimator",
     "GazeSummary",
     "LogEwmaPace",
+    "OWN_SKIM_MARGIN",
+    "OWN_SKIM_MIN_OBSERVED_S",
+    "OWN_SKIM_MIN_PAGES",
+    "OwnReadingSkims",
     "PaceAdapter",
     "PageReading",
     "PageTurnPace",
     "RunningMedianPace",
     "fuse",
     "make_pace_adapter",
+    "skims_against_own_reading",
     "weighted_median",
 ]

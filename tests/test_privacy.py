@@ -154,6 +154,8 @@ ALLOW_LIST = {
         "personal_wpm": "round 0 0..100000",
         "time_left_s": "round 0 0..10000000.0 or null",
         "chapter_time_left_s": "round 0 0..10000000.0 or null",
+        "gaze_pages": "int 0..10000",
+        "gaze_skims": "int 0..10000 or null",
     },
     "feedback": {
         "visit": "text 32",

@@ -104,3 +104,17 @@ def test_bad_layouts_are_refused(fields):
     base = dict(item="p-1", topic="travel", words=100)
     with pytest.raises(ValueError):
         ItemLayout(**{**base, **fields})
+
+
+def test_the_reading_state_counts_the_visits_pages_skimmed_against_its_own_reading():
+    session = ReadingSession()
+    session.show(page("p-1"), 0.0)
+    state = session.state()
+    assert (state["gaze_pages"], state["gaze_skims"]) == (0, None)  # no gaze yet
+    t = read_lines(session, 0.0, 3)
+    for k in range(2, 5):
+        session.show(page(f"p-{k}"), t)
+        t = read_lines(session, t, 3)
+    state = session.state()
+    assert state["gaze_pages"] == 4  # three pages left and the one on screen
+    assert state["gaze_skims"] == 0  # read alike: none skimmed against the reader's own pages

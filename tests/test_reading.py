@@ -18,6 +18,7 @@ from edge.reading import (
     RunningMedianPace,
     fuse,
     make_pace_adapter,
+    skims_against_own_reading,
     weighted_median,
 )
 
@@ -316,6 +317,46 @@ def test_reset_page_starts_over():
     assert (gaze.lines_read, gaze.reading, gaze.words_per_line) == (0, False, 10)
 
 
+# --- skims compared with the reader's own reading ------------------------------------------------
+
+
+def scanned(jump_s: float, observed_s: float = 20.0, forward_s: float = 8.0) -> GazeSummary:
+    """A page's gaze summary whose skim score is (jump_s - forward_s) / observed_s."""
+    return GazeSummary(lines_read=4, return_sweeps=3, reading_s=10.0, observed_s=observed_s,
+                       elapsed_s=observed_s, wpm=200.0, skimming=False, forward_s=forward_s,
+                       jump_s=jump_s)  # fmt: skip
+
+
+def test_a_page_is_skimmed_against_the_median_of_the_visits_pages():
+    # Skim scores -0.4, -0.3, -0.2, 0.0: median -0.25; a page 0.1 above it is not enough.
+    pages = [scanned(0.0), scanned(2.0), scanned(4.0), scanned(8.0)]
+    own = skims_against_own_reading(pages)
+    assert own.relative == pytest.approx((-0.15, -0.05, 0.05, 0.25))
+    assert own.skimmed == (False, False, False, True)
+    assert (own.judged, own.count) == (4, 1)
+
+
+def test_pages_with_too_little_gaze_are_not_judged_and_no_verdict_before_three_pages():
+    short = scanned(4.0, observed_s=4.9)  # under 5 s of gaze
+    own = skims_against_own_reading([scanned(0.0), short, scanned(8.0), None])
+    assert own.relative == pytest.approx((-0.2, None, 0.2, None))
+    assert own.skimmed == (None, None, None, None) and own.count is None and own.judged == 2
+    assert skims_against_own_reading([]).count is None
+    third = skims_against_own_reading([scanned(0.0), short, scanned(8.0), scanned(2.0)])
+    assert third.skimmed == (False, None, True, False) and third.count == 1
+
+
+def test_the_verdict_is_retrospective_a_later_page_can_clear_an_earlier_one():
+    first = [scanned(0.0), scanned(0.0), scanned(6.0)]  # the third stands out: skimmed
+    assert skims_against_own_reading(first).skimmed == (False, False, True)
+    later = first + [scanned(6.0), scanned(6.0)]  # the reader scans like that all along
+    assert skims_against_own_reading(later).skimmed == (False, False, False, False, False)
+
+
+def test_a_reader_who_reads_every_page_alike_skimmed_none():
+    assert skims_against_own_reading([scanned(2.0)] * 6).count == 0
+
+
 # --- fusion -------------------------------------------------------------------------------------
 
 
@@ -475,3 +516,16 @@ def test_every_conclusion_carries_its_evidence():
     for c in found:
         assert set(c["evidence"]) >= {"pages", "seconds"}, c
         assert c["evidence"]["pages"] or c["evidence"]["seconds"], c
+
+
+def test_the_skims_against_your_own_reading_are_a_conclusion_with_their_pages():
+    from dashboard import profile
+
+    visit = {"pages": [_page(f"p{i}", 200.0) for i in range(4)],
+             "reading": {"personal_wpm": 200.0, "time_left_s": None, "gaze_pages": 4,
+                         "gaze_skims": 1}}  # fmt: skip
+    found = next(c for c in profile.conclusions(visit) if c["key"] == "skimmed_by_eye")
+    assert found["params"] == {"skimmed": 1, "pages": 4}
+    assert found["evidence"] == {"pages": 4, "seconds": None}
+    visit["reading"]["gaze_skims"] = None  # fewer than three pages with gaze: no verdict
+    assert "skimmed_by_eye" not in [c["key"] for c in profile.conclusions(visit)]
