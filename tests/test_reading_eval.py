@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import reading_eval as ev  # noqa: E402
 from conftest import require  # noqa: E402
+from edge.reading import OWN_SKIM_MARGIN  # noqa: E402
 
 DATA = ev.data_dir()
 DESKTOP = ev.desktop_dir()
@@ -91,8 +92,18 @@ def test_targets_on_the_webcam_recordings(drift, webcam):
     assert h.drift_line_error_2deg <= 1.0
     assert h.webcam_line_error_well_calibrated <= 0.20  # held-out
     assert h.webcam_line_error_well_calibrated_all <= 0.20
-    # Target 0.8 is not met: 0.74 held-out (docs/reading.md); keep what was reached.
-    assert h.skim_auc >= 0.72
+    # The skim verdict against the reader's own pages (retrospective): 0.82 held-out.
+    assert h.skim_auc >= 0.80
+    assert h.skim_auc_live >= 0.72  # the live score alone: 0.74 held-out
+
+
+def test_the_own_reading_margin_is_the_one_chosen_on_the_tuning_half(webcam):
+    tune = [r for r in webcam if r.trial.tune]
+    assert ev.choose_own_skim_margin(tune) == pytest.approx(OWN_SKIM_MARGIN)
+    hit, false = ev.flag_rates(tune, OWN_SKIM_MARGIN)
+    assert false <= ev.OWN_SKIM_MAX_FALSE and hit >= 0.45
+    hit, false = ev.flag_rates([r for r in webcam if not r.trial.tune], OWN_SKIM_MARGIN)
+    assert false <= 0.15 and hit >= 0.45  # held-out: 11 % and 52 %
 
 
 def test_the_reading_state_finds_normal_reading_on_webcam_pages(webcam):
@@ -162,3 +173,13 @@ def test_the_sample_videos_of_people_talking_never_read():
     assert sum(seconds for _, seconds, _, _ in videos) > 10.0
     assert sum(gaze for _, _, _, gaze in videos) > 5.0  # the eyes were seen and fed
     assert all(reading == 0.0 for _, _, reading, _ in videos), videos
+
+
+def test_the_skim_study_prints_its_tables(capsys):
+    from benchmarks import reading_skim
+
+    assert reading_skim.main([]) == 0
+    out = capsys.readouterr().out
+    for heading in ("## Candidate skim scores", "Logistic combinations", "Reader or tracker?"):
+        assert heading in out
+    assert "| skim score (the product's) | 0.74 / 0.74 | 0.81 / 0.81 |" in out
