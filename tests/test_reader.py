@@ -118,3 +118,21 @@ def test_the_reading_state_counts_the_visits_pages_skimmed_against_its_own_readi
     state = session.state()
     assert state["gaze_pages"] == 4  # three pages left and the one on screen
     assert state["gaze_skims"] == 0  # read alike: none skimmed against the reader's own pages
+
+
+def test_the_visitors_summary_adds_the_skims_against_their_own_reading():
+    from edge.feedback import conclusions
+    from edge.publisher import Ledger
+
+    ledger = Ledger("v1", scopes=frozenset({"reading"}))
+    for skim in (False, False, True, False):
+        ledger.record({"type": "page", "skim": skim, "seconds": 30.0, "away_s": 0.0,
+                       "topic": "travel"})  # fmt: skip
+    ledger.record({"type": "reading", "personal_wpm": 200, "time_left_s": None,
+                   "gaze_pages": 4, "gaze_skims": None})  # fmt: skip
+    skims = next(c["params"] for c in conclusions(ledger) if c["kind"] == "skims")
+    assert skims == {"skimmed": 1, "pages": 4}  # before 3 pages with gaze: the timer only
+    ledger.record({"type": "reading", "personal_wpm": 200, "time_left_s": None,
+                   "gaze_pages": 4, "gaze_skims": 2})  # fmt: skip
+    skims = next(c["params"] for c in conclusions(ledger) if c["kind"] == "skims")
+    assert skims == {"skimmed": 1, "pages": 4, "by_eye": 2, "by_eye_pages": 4}
