@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+import mimetypes
+
+from flask import Blueprint, abort, render_template, request
 
 from broker import wire
 
 bp = Blueprint("page", __name__)
+
+# The page is native ES modules, which browsers run only when served with a JavaScript type;
+# some systems' MIME tables (the Windows registry, an old /etc/mime.types) say otherwise.
+mimetypes.add_type("text/javascript", ".js")
 
 MODES = ("overview", "exhibition", "teacher")
 LANGUAGES = ("en", "da")
@@ -25,15 +31,9 @@ def index() -> str:
 
 
 def _page(mode: str, visit: str) -> str:
-    config = current_app.config
-    return render_template(
-        "index.html",
-        mode=mode,
-        lang=_lang(),
-        visit=visit,
-        retention=int(float(config["RETENTION_S"])),
-        hold=float(config["EXHIBITION_HOLD_S"]),
-    )
+    # The facts the page shares with the server (retention, hold, k, …) are not rendered here:
+    # the page imports them from GET /api/contract (dashboard/static/contract.js).
+    return render_template("index.html", mode=mode, lang=_lang(), visit=visit)
 
 
 @bp.get("/receipt/<visit_id>")

@@ -353,7 +353,8 @@ def test_every_free_text_field_is_shown_as_text_and_raw_messages_are_exact(
     expect(reasons).to_contain_text(EVIL[0], timeout=WITHIN_1S)
     expect(reasons).to_contain_text(EVIL[1])
     assert page.locator("img").count() == 0
-    assert page.locator("script").count() == 3  # our own three, nothing injected
+    # Our own entry module (it imports the rest), nothing injected.
+    assert page.locator("script").count() == 1
     assert page.evaluate("() => document.querySelectorAll('[onerror]').length") == 0
 
     tid(page, "panel-now").get_by_test_id("raw-expression").click()
@@ -421,6 +422,74 @@ def test_danish_score_crowd_and_a_printable_receipt_that_purge_empties(
     expect(tid(page, "receipt-visit")).to_have_text("")
     expect(tid(page, "receipt-conclusions").locator("li")).to_have_count(0)
     assert problems.errors == [] and problems.dialogs == []
+
+
+# --- native ES modules and the served contract ------------------------------------------------
+
+
+def test_the_page_loads_as_modules_every_panel_renders_and_shows_the_served_facts(
+    sync_api: Any, dashboard, agents, page: Any, problems: Problems
+) -> None:
+    """One entry module imports the panels; with a retention other than the default, every
+    fact the page states comes from GET /api/contract, none from a copy of its own."""
+    from dashboard import profile
+
+    expect = sync_api.expect
+    server = dashboard(RETENTION_S=180.0)
+    agent = agents("kiosk-modules")
+    tell_a_story(agent, backdate=True)
+    agent.expression("joy", score=0.8)
+    visit = agent.visit
+
+    page.goto(server.url + "/?lang=en")
+    expect(tid(page, "stream-status")).to_have_text("live", timeout=3000)
+    expect(tid(page, "profile-visit")).to_have_text(visit, timeout=3000)
+    scripts = page.evaluate("() => Array.from(document.scripts, s => [s.type, s.src])")
+    assert scripts == [["module", server.url + "/static/dashboard.js"]]
+
+    # Every panel of the profile, and the overview's, has drawn from the visit.
+    expect(tid(page, "expression-label")).to_have_text("joy")
+    expect(tid(page, "expression-score")).to_have_text("0.80")
+    expect(tid(page, "timeline-chart").locator("svg circle").first).to_be_attached()
+    expect(tid(page, "att-blinks")).not_to_have_text("—")
+    expect(tid(page, "read-pace")).to_have_text(re.compile(r"^\d+ wpm$"))
+    expect(tid(page, "pace-chart").locator("rect")).to_have_count(6)
+    expect(tid(page, "reactions").locator("li[data-item]")).to_have_count(6)
+    expect(tid(page, "interests").locator(".bar-name").first).to_be_visible()
+    expect(tid(page, "conclusions").locator("li[data-key]").first).to_be_visible()
+    expect(tid(page, "data-points")).not_to_have_text("0")
+    expect(tid(page, "yardstick").locator(".yard-row")).to_have_count(3)
+    expect(tid(page, "crowd")).to_contain_text("at least 5 visits", timeout=5000)
+    expect(tid(page, "agent-kiosk-modules").locator('[data-field="status"]')).to_have_text("online")
+    expect(tid(page, f"visit-{visit}")).to_be_visible()
+    expect(tid(page, "feedback-screens")).to_have_text("No visitor has answered yet.")
+    tid(page, "score-toggle").check()
+    expect(tid(page, "score-rating")).to_have_text(re.compile("^(AAA|AA|A|B|C|D)$"))
+
+    # The served facts, as the Python constants and this app's configuration have them.
+    legend = tid(page, "pace-chart").locator(".key.average")
+    expect(legend).to_have_text(f"adult average {profile.ADULT_WPM} wpm")
+    scale = " · ".join(f"{n} ≥ {f}" if f > float("-inf") else n for f, n in profile.RATINGS)
+    expect(tid(page, "score-formula").locator("tr.total")).to_contain_text(scale)
+    explain = page.locator('[data-i18n="score.explain"]')
+    expect(explain).to_contain_text(f"{profile.SCORE_START} starting points")
+    foot = page.locator('[data-i18n="attract.foot"]')
+    expect(foot).to_contain_text("forgotten after 3 minutes")  # RETENTION_S=180
+    patent = tid(page, "panel-now").locator(".source").first
+    expect(patent).to_contain_text(profile.SOURCES["facebook"])
+
+    agent.end_visit()
+    ended = get_json_url(f"{server.url}/api/visits/{visit}")["visit"]["ended"]
+    page.goto(f"{server.url}/receipt/{visit}?lang=en")
+    expect(tid(page, "receipt-visit")).to_have_text(visit, timeout=3000)
+    deleted_at = page.evaluate("(t) => new Date(t * 1000).toLocaleTimeString('en-GB')", ended + 180)
+    expect(tid(page, "receipt-deleted")).to_contain_text(deleted_at)
+    assert problems.errors == [] and problems.dialogs == []
+
+
+def get_json_url(url: str) -> dict[str, Any]:
+    with urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
 
 
 # --- load -------------------------------------------------------------------------------------

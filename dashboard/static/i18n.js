@@ -1,8 +1,11 @@
-// Onlooker dashboard texts in English and Danish. Values are plain text (never markup);
-// {name} is replaced by a parameter, already turned into text by the caller.
-"use strict";
+// Onlooker dashboard texts in English and Danish, and the language the page speaks. Values are
+// plain text (never markup); {name} is replaced by a parameter, already turned into text by the
+// caller. A fact the server knows (the adult pace, the retention period, the score's start and
+// ratings) is never written into a text: it arrives as a parameter from contract.js.
 
-window.OnlookerTexts = {
+export const MISSING = "—";
+
+export const TEXTS = {
   en: {
     "title": "Onlooker",
     "tagline": "what this screen learned about you",
@@ -18,7 +21,7 @@ window.OnlookerTexts = {
     "stream.paused": "paused",
     "attract.title": "This screen is watching.",
     "attract.body": "Stand in front of it and say yes on the screen. Here you will see what it learns about you — as it learns it.",
-    "attract.foot": "Nothing is recorded. Everything is forgotten after 10 minutes, or when you press “Forget me”.",
+    "attract.foot": "Nothing is recorded. Everything is forgotten after {minutes} minutes, or when you press “Forget me”.",
     "empty.profile": "No visit yet. A visit starts when someone in front of a screen gives consent.",
     "visit.on": "on",
     "visit.started": "started",
@@ -69,7 +72,7 @@ window.OnlookerTexts = {
     "read.state.away": "away",
     "read.skim": "skimmed",
     "read.dwell": "dwelt",
-    "read.average": "adult average 238 wpm",
+    "read.average": "adult average {wpm} wpm",
     "read.none": "No page finished yet.",
     "read.wpm": "wpm",
     "react.none": "No page or post has left the screen yet.",
@@ -103,7 +106,7 @@ window.OnlookerTexts = {
     "crowd.skimmed": "The page visitors skimmed most",
     "crowd.you_too": "— you too",
     "score.warning": "A warning, not a feature: this is how signals become a rating.",
-    "score.explain": "In the social-credit pilots (Rongcheng: 1000 starting points, AAA to D) behaviour was boiled down to one number. Here is the same trick on this visit. The weights are arbitrary — someone always chooses them, and the person rated never sees them. Here you do:",
+    "score.explain": "In the social-credit pilots (Rongcheng: {start} starting points, {best} to {worst}) behaviour was boiled down to one number. Here is the same trick on this visit. The weights are arbitrary — someone always chooses them, and the person rated never sees them. Here you do:",
     "score.start": "starting points",
     "score.total": "score",
     "score.rating": "rating",
@@ -217,7 +220,7 @@ window.OnlookerTexts = {
     "stream.paused": "sat på pause",
     "attract.title": "Denne skærm ser på dig.",
     "attract.body": "Stil dig foran den, og sig ja på skærmen. Her ser du, hvad den lærer om dig — mens den lærer det.",
-    "attract.foot": "Intet optages. Alt glemmes efter 10 minutter, eller når du trykker “Glem mig”.",
+    "attract.foot": "Intet optages. Alt glemmes efter {minutes} minutter, eller når du trykker “Glem mig”.",
     "empty.profile": "Intet besøg endnu. Et besøg begynder, når en person foran en skærm giver samtykke.",
     "visit.on": "på",
     "visit.started": "begyndt",
@@ -268,7 +271,7 @@ window.OnlookerTexts = {
     "read.state.away": "væk",
     "read.skim": "skimmet",
     "read.dwell": "dvælet",
-    "read.average": "voksengennemsnit 238 ord/min",
+    "read.average": "voksengennemsnit {wpm} ord/min",
     "read.none": "Ingen side læst færdig endnu.",
     "read.wpm": "ord/min",
     "react.none": "Ingen side eller opslag har forladt skærmen endnu.",
@@ -302,7 +305,7 @@ window.OnlookerTexts = {
     "crowd.skimmed": "Siden, de besøgende skimmede mest",
     "crowd.you_too": "— også dig",
     "score.warning": "En advarsel, ikke en funktion: sådan bliver signaler til en bedømmelse.",
-    "score.explain": "I de sociale kreditforsøg (Rongcheng: 1000 startpoint, AAA til D) blev adfærd kogt ned til ét tal. Her er samme trick på dette besøg. Vægtene er vilkårlige — nogen vælger dem altid, og den bedømte ser dem aldrig. Det gør du her:",
+    "score.explain": "I de sociale kreditforsøg (Rongcheng: {start} startpoint, {best} til {worst}) blev adfærd kogt ned til ét tal. Her er samme trick på dette besøg. Vægtene er vilkårlige — nogen vælger dem altid, og den bedømte ser dem aldrig. Det gør du her:",
     "score.start": "startpoint",
     "score.total": "score",
     "score.rating": "vurdering",
@@ -402,3 +405,34 @@ window.OnlookerTexts = {
     "unit.cm": "cm",
   },
 };
+
+let lang = "en";
+
+/** The language shown now: "en" or "da". */
+export function currentLang() {
+  return lang;
+}
+
+/** Show `wanted` from now on, if there are texts for it; returns the language in force. */
+export function setLang(wanted) {
+  if (TEXTS[wanted]) {
+    lang = wanted;
+  }
+  return lang;
+}
+
+/** The locale numbers and times are written in. */
+export function locale() {
+  return lang === "da" ? "da-DK" : "en-GB";
+}
+
+/** The text for `key` in the current language (English, then the key, when it has none). */
+export function t(key, params) {
+  let text = (TEXTS[lang] && TEXTS[lang][key]) || TEXTS.en[key] || key;
+  if (params) {
+    text = text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return params[name] === undefined || params[name] === null ? MISSING : String(params[name]);
+    });
+  }
+  return text;
+}
