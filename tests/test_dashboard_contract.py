@@ -174,6 +174,19 @@ def test_every_served_word_has_a_text_in_each_language_and_no_other(prefix, voca
         assert keys == set(values), (lang, prefix)
 
 
+def test_every_conclusion_the_profile_draws_has_its_sentence_in_each_language() -> None:
+    """dashboard/profile.py names its conclusions in code, not in a constant: read them there."""
+    code = (STATIC.parents[1] / "dashboard" / "profile.py").read_text(encoding="utf-8")
+    drawn = re.findall(r'add\(\s*"(\w+)",\s*"(\w+)",\s*"(\w+)"', code)
+    drawn += re.findall(r'"key": "(\w+)", "source": "(\w+)", "audience": "(\w+)"', code)
+    assert len(drawn) > 10
+    for lang, texts in _texts().items():
+        for key, source, audience in drawn:
+            said = f"c.{key}" in texts or any(k.startswith(f"c.{key}.") for k in texts)
+            assert said, (lang, key)
+            assert source in profile.SOURCES and f"c.audience.{audience}" in texts, (lang, key)
+
+
 def test_the_templates_panels_name_served_scopes_sources_and_message_types() -> None:
     html = TEMPLATE.read_text(encoding="utf-8")
     assert set(re.findall(r'data-scope="([^"]+)"', html)) <= set(wire.SCOPES)
