@@ -18,7 +18,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from broker import wire
 from dashboard import profile
-from dashboard.state import ITEM_TYPES, DashboardState
+from dashboard.state import DashboardState
+from dashboard.visits import ITEM_TYPES
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from flask import Flask
 from broker import wire
 from dashboard import CONTENT_SECURITY_POLICY, create_app, profile
 from dashboard.api import FELT, STREAM_RETRY_AFTER_S
-from dashboard.state import ITEM_TYPES
+from dashboard.visits import ITEM_TYPES
 
 STATIC = Path(__file__).resolve().parents[1] / "dashboard" / "static"
 TEMPLATE = Path(__file__).resolve().parents[1] / "dashboard" / "templates" / "index.html"
