@@ -2,7 +2,12 @@
 
 A `mosquitto` binary is preferred when one is installed: it is the broker production runs,
 it speaks MQTT 5 and 3.1.1, and it delivers last wills. Without one, amqtt (pure Python,
-MQTT 3.1.1 only) runs in-process on its own asyncio loop in a daemon thread.
+MQTT 3.1.1 only) runs in-process on its own asyncio loop in a daemon thread, changed where it
+differed from Mosquitto in what Onlooker relies on: it drops a client silent for 1.5 x its
+keep-alive (so its will goes out), keeps a clean-session-off session and queues QoS 1 for it
+while it is away, sends again a QoS 1 message that was never acknowledged, and sends a
+retained message once, in answer to a SUBSCRIBE. tests/test_embedded_broker.py runs each of
+these against both brokers; MQTT 5 remains Mosquitto's alone.
 
 Either way the broker listens on a loopback address only and keeps nothing on disk, so it is
 fit for a kiosk or a classroom laptop, never for a network of kiosks: those need a real
@@ -28,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -543,7 +550,7 @@ class EmbeddedBroker:
 
     def _start_amqtt(self) -> None:
         try:
-            from amqtt.broker import Broker
+            broker_class = _amqtt_broker_class()
         except ImportError as exc:
             raise BrokerError(
                 f"amqtt is not importable ({exc}); `pip install amqtt` or install mosquitto"
@@ -561,7 +568,7 @@ class EmbeddedBroker:
         config = self._amqtt_config()
 
         async def start() -> Any:
-            broker = Broker(config)
+            broker = broker_class(config)
             await broker.start()
             return broker
 
@@ -606,6 +613,108 @@ class EmbeddedBroker:
 
 class _PortTaken(Exception):
     """The chosen port was in use when the broker tried to bind it."""
+
+
+# --- amqtt, with the gaps Onlooker relies on closed ----------------------------------------------
+#
+# Each override is checked by a test that runs against Mosquitto and amqtt alike
+# (tests/test_embedded_broker.py). They reach into amqtt's private methods, so the dependency
+# is pinned to the minor version they were written for (pyproject.toml).
+
+KEEPALIVE_GRACE = 1.5
+"""MQTT 3.1.1 §3.1.2.10: a client silent for 1.5 x its keep-alive is dropped (and its will sent)."""
+
+_subscribing: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "onlooker_amqtt_subscribing", default=False
+)
+
+
+@functools.cache
+def _amqtt_broker_class() -> type:
+    """amqtt's Broker, changed where it differs from Mosquitto in what Onlooker relies on."""
+    from amqtt.broker import Broker
+
+    class OnlookerAmqttBroker(Broker):  # type: ignore[misc]
+        async def _initialize_client_session(self, *args: Any, **kwargs: Any) -> Any:
+            handler, session = await super()._initialize_client_session(*args, **kwargs)
+            if session.keep_alive > 0:
+                # amqtt waits keep_alive for a packet, then calls a handler that does nothing:
+                # a half-open client kept its session forever and its will was never sent.
+                session.keep_alive *= KEEPALIVE_GRACE
+                handler.handle_read_timeout = functools.partial(_drop_silent_client, handler)
+            handler._handle_qos1_message_flow = functools.partial(
+                _qos1_kept_until_acknowledged, handler._handle_qos1_message_flow
+            )
+            return handler, session
+
+        async def _authenticate(self, session: Any, *args: Any, **kwargs: Any) -> Any:
+            authenticated = await super()._authenticate(session, *args, **kwargs)
+            # amqtt queues nothing for, and forgets within a second, the session of a client
+            # it calls anonymous, and with anonymous access that is every client: clean
+            # session off meant nothing. This broker is open on loopback; a session is a session.
+            session.is_anonymous = False
+            return authenticated
+
+        async def _handle_subscription(self, *args: Any, **kwargs: Any) -> None:
+            token = _subscribing.set(True)
+            try:
+                await super()._handle_subscription(*args, **kwargs)
+            finally:
+                _subscribing.reset(token)
+
+        async def _publish_retained_messages_for_subscription(self, *args: Any) -> None:
+            # amqtt also calls this on every CONNECT, for every filter any client holds: a late
+            # subscriber got each matching retained message at connect and again at SUBSCRIBE.
+            # Retained messages are sent in answer to a SUBSCRIBE only (MQTT 3.1.1 §3.3.1.3).
+            if _subscribing.get():
+                await super()._publish_retained_messages_for_subscription(*args)
+
+        async def _publish_session_retained_messages(self, session: Any) -> None:
+            # What was queued for a persistent session while it was away, in order; amqtt sent
+            # these flagged as retained messages, which they are not.
+            handler = self._get_handler(session)
+            if handler is None:
+                return
+            sends = []
+            while not session.retained_messages.empty():
+                queued = session.retained_messages.get_nowait()
+                sends.append(
+                    asyncio.ensure_future(
+                        handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)
+                    )
+                )
+            if sends:
+                await asyncio.wait(sends)
+
+    return OnlookerAmqttBroker
+
+
+async def _qos1_kept_until_acknowledged(flow: Any, message: Any) -> None:
+    """amqtt's QoS 1 flow, but a message sent and never acknowledged stays in flight.
+
+    amqtt forgets an outgoing QoS 1 message once its PUBACK wait ends for any reason: the client
+    vanishing before it acknowledged (the message was lost) or 5 s without a PUBACK. Kept in the
+    session, it is sent again, flagged DUP, when that session reconnects (MQTT 3.1.1 §4.4)."""
+    from amqtt.mqtt.constants import QOS_1
+    from amqtt.session import OUTGOING
+
+    session = flow.__self__.session
+    try:
+        await flow(message)
+    finally:
+        unacknowledged = message.puback_packet is None and message.publish_packet is not None
+        if message.direction == OUTGOING and message.qos == QOS_1 and unacknowledged:
+            if session is not None and message.packet_id is not None:
+                session.inflight_out[message.packet_id] = message
+
+
+def _drop_silent_client(handler: Any) -> None:
+    """Abort a connection whose keep-alive ran out: its reader sees EOF and the will goes out."""
+    stream = getattr(handler.writer, "_writer", None)  # the asyncio.StreamWriter inside
+    transport = getattr(stream, "transport", None)
+    if transport is not None:
+        logger.info("amqtt: dropping a client silent beyond its keep-alive")
+        transport.abort()
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:

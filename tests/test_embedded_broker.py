@@ -14,13 +14,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from broker import embedded
 from broker.embedded import START_TIMEOUT_S, BrokerError, EmbeddedBroker, find_mosquitto
-from conftest import require
+from conftest import free_port, get_json, require, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,23 +53,36 @@ def broker(kind: str) -> Iterator[EmbeddedBroker]:
 class Peer:
     """A paho 2.x client whose received messages land in a queue."""
 
-    def __init__(self, broker: EmbeddedBroker, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: EmbeddedBroker,
+        client_id: str | None = None,
+        clean_session: bool | None = None,
+        protocol: int = mqtt.MQTTv311,
+    ) -> None:
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.subscribed: queue.Queue[int] = queue.Queue()
         self._connected: queue.Queue[object] = queue.Queue()
+        self.session_present: bool | None = None
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
+            clean_session=clean_session,
+            protocol=protocol,
         )
         # Short retries, so a peer whose broker was stopped under it shuts down at once.
         self.client.reconnect_delay_set(min_delay=0.05, max_delay=0.2)  # type: ignore[arg-type]
-        self.client.on_connect = lambda c, u, f, reason, p: self._connected.put(reason)
+        self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, msg: self.messages.put(msg)
         self.client.on_subscribe = lambda c, u, mid, codes, p: self.subscribed.put(mid)
         self.broker = broker
 
-    def connect(self) -> Peer:
-        self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        self.session_present = flags.session_present
+        self._connected.put(reason)
+
+    def connect(self, **options: Any) -> Peer:
+        self.client.connect(self.broker.host, self.broker.port, keepalive=30, **options)
         self.client.loop_start()
         reason = self._connected.get(timeout=TIMEOUT_S)
         assert not reason.is_failure, f"CONNECT refused: {reason}"
@@ -103,6 +117,14 @@ class Peer:
 
     def next_message(self) -> mqtt.MQTTMessage:
         return self.messages.get(timeout=TIMEOUT_S)
+
+    def all_messages(self, count: int) -> list[mqtt.MQTTMessage]:
+        """`count` messages, then whatever else arrives within QUIET_S (duplicates, say)."""
+        got = [self.next_message() for _ in range(count)]
+        time.sleep(QUIET_S)
+        while not self.messages.empty():
+            got.append(self.messages.get_nowait())
+        return got
 
     def close(self) -> None:
         self.client.disconnect()
@@ -166,22 +188,6 @@ def test_last_will_on_abrupt_disconnect(
     assert (message.payload, message.retain) == (b"offline", True)
 
 
-AMQTT_IGNORES_KEEPALIVE = pytest.mark.xfail(
-    strict=True,
-    reason="amqtt 0.12.1 never drops a silent client: its broker read-timeout handler is a "
-    "no-op, so a half-open connection keeps its session and the will is never sent",
-)
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        # mosquitto 2.0 checks keepalives about every 5 s, so it needs more than 1.5 x 1 s.
-        pytest.param("mosquitto", id="mosquitto"),
-        pytest.param("amqtt", id="amqtt", marks=AMQTT_IGNORES_KEEPALIVE),
-    ],
-    indirect=True,
-)
 def test_last_will_on_keepalive_expiry(
     kind: str, broker: EmbeddedBroker, peers: list[Peer]
 ) -> None:
@@ -190,11 +196,14 @@ def test_last_will_on_keepalive_expiry(
     agent = Peer(broker)
     agent.client.will_set(topic, "offline", qos=1, retain=True)
     agent.connect_unthreaded(keepalive=1)
+    silent_since = time.monotonic()
     # Go silent with the socket still open, as when a kiosk's cable is pulled: no FIN, no
-    # PINGREQ. The MQTT spec says the broker drops it after 1.5 x keepalive.
+    # PINGREQ. The MQTT spec says the broker drops it after 1.5 x keepalive; mosquitto 2.0
+    # checks keepalives about every 5 s, so it needs more than 1.5 x 1 s.
     try:
         wait_s = 8.0 if kind == "mosquitto" else 3.0
         assert watcher.messages.get(timeout=wait_s).payload == b"offline"
+        assert time.monotonic() - silent_since >= 1.0, "dropped before its keepalive ran out"
     except queue.Empty:
         pytest.fail(f"{kind} sent no will within {wait_s} s of a 1 s keepalive expiring")
     finally:
@@ -212,6 +221,104 @@ def test_no_last_will_on_clean_disconnect(broker: EmbeddedBroker, peers: list[Pe
     agent.close()
     with pytest.raises(queue.Empty):
         watcher.messages.get(timeout=QUIET_S)
+
+
+# --- sessions: what a dashboard that restarts relies on ---------------------------------------
+
+
+def test_qos1_queued_for_a_disconnected_persistent_session_is_delivered_on_reconnect(
+    broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    """MQTT 3.1.1, clean session off: what was published while it was away comes, in order."""
+    client_id, topic = f"dash-{uuid.uuid4().hex[:8]}", _topic("attention")
+    first = Peer(broker, client_id, clean_session=False).connect().subscribe(topic)
+    first.close()
+    publisher = _peer(peers, broker)
+    for i in range(20):
+        publisher.publish(topic, f"m{i}")
+    back = Peer(broker, client_id, clean_session=False).connect()  # no new SUBSCRIBE
+    peers.append(back)
+    assert back.session_present
+    got = back.all_messages(20)
+    assert [m.payload for m in got] == [f"m{i}".encode() for i in range(20)]
+    assert not any(m.retain for m in got), "queued messages are not retained messages"
+
+
+AMQTT_SPEAKS_311_ONLY = pytest.mark.xfail(
+    strict=True, reason="amqtt speaks MQTT 3.1.1 only: it refuses an MQTT 5 CONNECT"
+)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["mosquitto", pytest.param("amqtt", marks=AMQTT_SPEAKS_311_ONLY)],
+    indirect=True,
+)
+def test_qos1_queued_for_a_disconnected_mqtt5_session_is_delivered_on_reconnect(
+    broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    """MQTT 5, clean start off with a session expiry: the same."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    expiry = Properties(PacketTypes.CONNECT)
+    expiry.SessionExpiryInterval = 60
+    client_id, topic = f"dash-{uuid.uuid4().hex[:8]}", _topic("attention")
+    first = Peer(broker, client_id, protocol=mqtt.MQTTv5)
+    first.connect(clean_start=False, properties=expiry).subscribe(topic)
+    first.close()
+    publisher = _peer(peers, broker)
+    for i in range(5):
+        publisher.publish(topic, f"m{i}")
+    back = Peer(broker, client_id, protocol=mqtt.MQTTv5)
+    back.connect(clean_start=False, properties=expiry)
+    peers.append(back)
+    assert back.session_present
+    assert [m.payload for m in back.all_messages(5)] == [f"m{i}".encode() for i in range(5)]
+
+
+def test_qos1_unacknowledged_when_the_subscriber_vanished_is_sent_again(
+    broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    """A dashboard killed between receiving a message and acknowledging it gets it again."""
+    client_id, topic = f"dash-{uuid.uuid4().hex[:8]}", _topic("page")
+    first = Peer(broker, client_id, clean_session=False)
+    first.client.manual_ack_set(True)  # receive, never PUBACK
+    first.connect().subscribe(topic)
+    _peer(peers, broker).publish(topic, "m0")
+    assert first.next_message().payload == b"m0"
+    first.client.loop_stop()
+    first.vanish()
+    back = Peer(broker, client_id, clean_session=False).connect()
+    peers.append(back)
+    got = back.all_messages(1)
+    assert [(m.payload, m.dup) for m in got] == [(b"m0", True)]
+
+
+def test_retained_message_reaches_a_late_subscriber_exactly_once(
+    broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    """Another client subscribed to a matching filter must not make it arrive twice."""
+    topic = _topic("available")
+    _peer(peers, broker).subscribe("onlooker-test/#")  # e.g. a wire tap
+    _peer(peers, broker).publish(topic, "online", retain=True)
+    late = _peer(peers, broker).subscribe(topic)
+    assert [(m.payload, m.retain) for m in late.all_messages(1)] == [(b"online", True)]
+
+
+def test_retained_message_reaches_a_returning_persistent_session_once(
+    broker: EmbeddedBroker, peers: list[Peer]
+) -> None:
+    """A persistent session that subscribes again on reconnect (as paho users do) gets it once."""
+    client_id, topic = f"dash-{uuid.uuid4().hex[:8]}", _topic("available")
+    Peer(broker, client_id, clean_session=False).connect().subscribe(topic).close()
+    _peer(peers, broker).publish(topic, "online", retain=True)
+    back = Peer(broker, client_id, clean_session=False).connect()
+    peers.append(back)
+    time.sleep(QUIET_S)  # while away it was queued once (QoS 1); the SUBSCRIBE adds one more
+    back.subscribe(topic)
+    got = [(m.payload, m.retain) for m in back.all_messages(2)]
+    assert sorted(got) == [(b"online", False), (b"online", True)]
 
 
 def test_port_zero_gives_distinct_ports(kind: str) -> None:
@@ -478,3 +585,40 @@ def test_a_broker_started_from_a_short_lived_thread_outlives_the_thread() -> Non
         Peer(running).connect().close()
     finally:
         running.stop()
+
+
+def test_demo_runs_on_amqtt_where_no_mosquitto_is_installed(sample, tmp_path) -> None:
+    """`make demo` on a machine without the mosquitto binary: the agent reaches the dashboard."""
+    code = (
+        "import sys\n"
+        "from broker import embedded\n"
+        "embedded.find_mosquitto = lambda: None  # as where no mosquitto is installed\n"
+        "from onlooker.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    dashboard_port = free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-c", code, "demo", "--no-browser", "--duration", "25",
+             "--source", str(sample("WolfgangLanger_Pexels.mp4")),
+             "--dashboard-port", str(dashboard_port), "--viewer-port", str(free_port())],
+            stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+
+    def agent_online() -> bool:
+        try:
+            agents = get_json(f"http://127.0.0.1:{dashboard_port}/api/agents")["agents"]
+        except OSError:
+            return False
+        return any(a["online"] and a["fps"] > 0 for a in agents)
+
+    try:
+        assert wait_until(agent_online, 60), log.read_text()[-3000:]
+        assert demo.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(timeout=TIMEOUT_S)
+    text = log.read_text()
+    assert "(amqtt, embedded, open to local processes)" in text and "demo stopped" in text
