@@ -321,16 +321,16 @@ class Agent:
                 if self.config.consent == "viewer":
                     self._scopes = ()
                 self._end_visit_locked("forget")
-            if self.last_visit is None or self.last_visit.forgotten:
-                return False
-            self._purge_locked("forget")
-            return True
+            return self._purge_locked("forget")
 
-    def _purge_locked(self, reason: str) -> None:
+    def _purge_locked(self, reason: str) -> bool:
+        """Purge the last visit everywhere, once; False when none is left to purge."""
         past = self.last_visit
-        if past is not None and not past.forgotten:
-            self.publisher.purge(past.id, reason)
-            past.forgotten = True
+        if past is None or past.forgotten:
+            return False
+        self.publisher.purge(past.id, reason)
+        past.forgotten = True
+        return True
 
     def _expire_locked(self) -> None:
         """Past the retention period the device forgets what it published about a visit."""

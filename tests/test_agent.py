@@ -649,7 +649,7 @@ def test_a_finished_visit_is_kept_for_exactly_the_retention_period(monkeypatch):
         ended = agent.last_visit.ended_at = 1000.0  # on the faked clock
         visit = agent.last_visit.id
         now = [ended]
-        monkeypatch.setattr(edge.agent, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+        monkeypatch.setattr(edge.agent, "time", types.SimpleNamespace(monotonic=lambda t=now: t[0]))
         if retention_s:
             now[0] = ended + retention_s - 0.5
             assert agent.learned()["visit"] == visit
@@ -678,3 +678,27 @@ def test_agreeing_again_during_a_visit_leaves_no_consent_pending_after_it(monkey
     now[0] += 60  # long past consent_wait_s and the face gap
     agent._on_frame(frame_at(60_020), [])
     assert not agent.status()["consented"] and agent.consents_lapsed == 0
+
+
+def test_forget_me_purges_the_last_visit_once(monkeypatch):
+    """ "Forget me" purges the visit everywhere, once: asked again, or after a withdrawal that
+    purged it already, it says nothing is left to forget and sends no second purge."""
+    agent = offline_agent(consent="viewer")
+    purged: list[tuple[str, str]] = []
+    purge = agent.publisher.purge
+    monkeypatch.setattr(
+        agent.publisher,
+        "purge",
+        lambda visit, reason: purged.append((visit, reason)) or purge(visit, reason),
+    )
+    assert agent.forget() is False  # no visit yet
+    agent.give_consent()
+    agent._on_frame(frame_at(0), [SMILE])
+    first = agent.visit.id
+    assert agent.forget() is True and agent.forget() is False
+    agent.give_consent()
+    agent._on_frame(frame_at(10), [SMILE])
+    second = agent.visit.id
+    agent.withdraw_consent()
+    assert agent.forget() is False
+    assert purged == [(first, "forget"), (second, "withdrawn")]
