@@ -607,19 +607,19 @@ def offline_agent(**config) -> Agent:
 
 def test_a_visit_ends_when_the_face_is_gone_longer_than_the_leave_time_and_not_before():
     agent = offline_agent(leave_after_s=3.0)
-    agent._on_frame(frame_at(0), [SMILE])
-    agent._on_frame(frame_at(3000), [])  # gone for exactly the leave time: still the viewer
+    agent._on_frame(frame_at(5000), [SMILE])  # last seen 5 s into the stream
+    agent._on_frame(frame_at(8000), [])  # gone for exactly the leave time: still the viewer
     assert agent.visit is not None
-    agent._on_frame(frame_at(3001), [])
+    agent._on_frame(frame_at(8001), [])
     assert agent.visit is None and agent.last_visit.reason == "left"
 
 
 def test_a_visit_ends_when_it_has_lasted_longer_than_max_visit_s_and_not_before():
     agent = offline_agent(max_visit_s=10.0)
-    for t_ms in range(0, 10_001, 2_500):  # the face stays throughout
+    for t_ms in range(5_000, 15_001, 2_500):  # from 5 s into the stream; the face stays
         agent._on_frame(frame_at(t_ms), [SMILE])
     assert agent.visit is not None
-    agent._on_frame(frame_at(10_001), [SMILE])
+    agent._on_frame(frame_at(15_001), [SMILE])
     assert agent.visit is None and agent.last_visit.reason == "max_duration"
 
 
