@@ -58,7 +58,9 @@ def _app():
     return app, app.extensions["onlooker_mqtt"], app.extensions["onlooker_state"]
 
 
-def replay(messages: list[tuple[str, bytes]], stream: bool) -> tuple[float, int, dict]:
+def replay(
+    messages: list[tuple[str, bytes]], stream: bool, batch: int = 1
+) -> tuple[float, int, dict]:
     """Seconds to feed every message to a fresh dashboard; events sent by the stream."""
     _, subscriber, state = _app()
     sent = [0]
@@ -77,9 +79,10 @@ def replay(messages: list[tuple[str, bytes]], stream: bool) -> tuple[float, int,
     follower = threading.Thread(target=follow, daemon=True)
     if stream:
         follower.start()
+    queued = [(_Message(topic, payload), 0.0) for topic, payload in messages]
     began = time.perf_counter()
-    for topic, payload in messages:
-        subscriber._on_message(None, None, _Message(topic, payload))
+    for start in range(0, len(queued), batch):  # what the subscriber's worker does
+        subscriber._apply_batch(queued[start : start + batch], 0)
     elapsed = time.perf_counter() - began
     done.set()
     if stream:
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=100, help="simulated kiosks (100)")
     parser.add_argument("--seconds", type=float, default=60.0, help="simulated seconds (60)")
     parser.add_argument("--stream", action="store_true", help="an open page follows the state")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="messages applied under one lock (1: one at a time)")  # fmt: skip
     parser.add_argument("--profile", type=int, metavar="N", help="print the top N functions")
     args = parser.parse_args(argv)
     import logging
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
-    elapsed, events, counters = replay(messages, args.stream)
+    elapsed, events, counters = replay(messages, args.stream, args.batch)
     if args.profile:
         profiler.disable()
     if counters["rejected"]:

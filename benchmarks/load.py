@@ -1,6 +1,6 @@
 """Many kiosks through one Mosquitto into one dashboard: loss, delay, dashboard CPU and memory.
 
-    python -m benchmarks.load --agents 10 50 100 --duration 60
+    python -m benchmarks.load --agents 10 50 100 --duration 60 [--busy 2] [--streams 1]
 
 For each N: a Mosquitto on a free loopback port, the dashboard in a process of its own, and
 N simulated agents (no camera, no model) in this process, each a real `SignalPublisher`
@@ -11,7 +11,12 @@ a page every 8–15 s with its reaction and attention summary, heartbeats every 
 The dashboard process records when each message was applied to its state (agent, seq,
 time); the delay is that time minus the moment the agent called `publish`. Lost means a QoS 1
 message published and never applied. CPU and resident memory of the dashboard process are
-sampled from /proc every second. Everything stays on loopback and stops by itself.
+sampled from /proc every second. `--streams N` keeps N dashboard pages' event streams open
+and read (default 1: a hall's dashboard has its page open). `--busy N` starts N CPU-bound
+processes beside the run, as a busy machine has (a browser, a video call). Mosquitto's own
+figures come from its `$SYS` topics: messages it dropped (`publish/messages/dropped`, for
+any client) and the most it held at once (`store/messages/count`). Everything stays on
+loopback and stops by itself.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 @dataclass
 class Result:
     agents: int
+    busy: int
+    streams: int
     duration_s: float
     published_qos1: int
     applied: int
@@ -55,6 +62,12 @@ class Result:
     dashboard_rss_mb_end: float
     dashboard_rss_mb_max: float
     outbox_dropped: int
+    broker_dropped: int | None
+    broker_held_max: int | None
+    dashboard_backlog_max: int | None
+    dashboard_lag_ms_max: int | None
+    dashboard_dropped: int | None
+    stream_events: int
 
 
 # --- the dashboard side (runs in its own process) ------------------------------------------
@@ -68,17 +81,22 @@ def serve_dashboard(broker_url: str, port: int, record: Path) -> None:
 
     out = record.open("w", buffering=1 << 16)
     lock = threading.Lock()
-    original = DashboardState.apply
+    original = DashboardState.apply_batch
 
-    def timed_apply(self, info, message, raw=None):
-        applied = original(self, info, message, raw)
-        if isinstance(message, dict) and applied is not False:
-            now = time.time()
-            with lock:
-                out.write(f"{message['agent']} {message['seq']} {now:.6f}\n")
-        return applied
+    def timed_apply_batch(self, items, *args, **kwargs):
+        errors = original(self, items, *args, **kwargs)
+        now = time.time()
+        refused = {id(item) for item, _exc in errors}
+        lines = [
+            f"{message['agent']} {message['seq']} {now:.6f}\n"
+            for item in items
+            if id(item) not in refused and isinstance(message := item[1], dict)
+        ]
+        with lock:
+            out.writelines(lines)
+        return errors
 
-    DashboardState.apply = timed_apply  # type: ignore[method-assign]
+    DashboardState.apply_batch = timed_apply_batch  # type: ignore[method-assign]
     app = create_app({"BROKER_URL": broker_url})
     server = DashboardServer(app, port=port).start()
     stop = threading.Event()
@@ -183,6 +201,68 @@ class SimulatedKiosk:
                       mean_distance_cm=60, calibrated=False, regions=None)  # fmt: skip
 
 
+class StreamReader(threading.Thread):
+    """One open dashboard page: reads /api/stream and counts the events."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.events, self._stop = url, 0, threading.Event()
+
+    def run(self) -> None:
+        from urllib.request import urlopen
+
+        while not self._stop.is_set():
+            try:
+                with urlopen(self.url, timeout=5) as response:
+                    for line in response:
+                        if line.startswith(b"event:"):
+                            self.events += 1
+                        if self._stop.is_set():
+                            return
+            except OSError:
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class BrokerFigures:
+    """Mosquitto's $SYS figures: messages dropped, and the most held in its store at once."""
+
+    def __init__(self, url: str):
+        import paho.mqtt.client as mqtt
+
+        self.dropped: int | None = None
+        self.held_max: int | None = None
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            [("$SYS/broker/publish/messages/dropped", 0), ("$SYS/broker/store/messages/count", 0)]
+        )
+        address = wire.broker_address(url)
+        self.client.connect(address.host, address.port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        value = int(float(msg.payload))
+        if msg.topic.endswith("dropped"):
+            self.dropped = value
+        else:
+            self.held_max = max(self.held_max or 0, value)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def busy_processes(n: int) -> list[subprocess.Popen]:
+    """`n` processes that each keep a core busy until killed."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
+
+
 def _proc_sample(pid: int) -> tuple[float, float]:
     """(CPU seconds so far, resident MB) of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -216,13 +296,25 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def run(agents: int, duration_s: float, workdir: Path, seed: int = 1) -> Result:
+def run(
+    agents: int,
+    duration_s: float,
+    workdir: Path,
+    seed: int = 1,
+    busy: int = 0,
+    streams: int = 1,
+) -> Result:
     """One run with `agents` simulated kiosks for `duration_s` seconds."""
     from broker.embedded import EmbeddedBroker
 
     if not 1 <= agents <= MAX_AGENTS or not 0 < duration_s <= MAX_DURATION_S:
         raise ValueError(f"agents must be 1–{MAX_AGENTS}, duration 0–{MAX_DURATION_S:.0f} s")
+    if not 0 <= busy <= 16 or not 0 <= streams <= 8:
+        raise ValueError("busy must be 0–16 and streams 0–8")
     record = workdir / f"applied-{agents}.txt"
+    burners = busy_processes(busy)
+    readers: list[StreamReader] = []
+    figures: BrokerFigures | None = None
     with EmbeddedBroker(prefer="mosquitto") as broker:
         port = _free_port()
         dashboard = subprocess.Popen(
@@ -234,6 +326,10 @@ def run(agents: int, duration_s: float, workdir: Path, seed: int = 1) -> Result:
             assert dashboard.stdout is not None
             dashboard.stdout.readline()
             _wait_for_http(f"http://127.0.0.1:{port}/healthz", 10)
+            figures = BrokerFigures(broker.url)
+            readers = [StreamReader(f"http://127.0.0.1:{port}/api/stream") for _ in range(streams)]
+            for reader in readers:
+                reader.start()
             rng = random.Random(seed)
             kiosks = [SimulatedKiosk(broker.url, f"load-{i:03d}", rng) for i in range(agents)]
             for kiosk in kiosks:
@@ -262,7 +358,16 @@ def run(agents: int, duration_s: float, workdir: Path, seed: int = 1) -> Result:
             for kiosk in kiosks:
                 dropped += kiosk.publisher.stats()["dropped_overflow"]
                 kiosk.publisher.stop()
+            health = _get_json(f"http://127.0.0.1:{port}/healthz")
+            time.sleep(1.5)  # $SYS figures come once a second
         finally:
+            for burner in burners:
+                burner.kill()
+                burner.wait()
+            for reader in readers:
+                reader.stop()
+            if figures is not None:
+                figures.stop()
             dashboard.send_signal(signal.SIGTERM)
             try:
                 dashboard.wait(15)
@@ -289,6 +394,8 @@ def run(agents: int, duration_s: float, workdir: Path, seed: int = 1) -> Result:
                 delays.append((at - sent_at) * 1000.0)
     return Result(
         agents=agents,
+        busy=busy,
+        streams=streams,
         duration_s=round(ended - began, 1),
         published_qos1=published,
         applied=published - lost,
@@ -302,13 +409,34 @@ def run(agents: int, duration_s: float, workdir: Path, seed: int = 1) -> Result:
         dashboard_rss_mb_end=round(rss1, 1),
         dashboard_rss_mb_max=round(max(rss), 1),
         outbox_dropped=dropped,
+        broker_dropped=figures.dropped if figures else None,
+        broker_held_max=figures.held_max if figures else None,
+        dashboard_backlog_max=health.get("backlog_max"),
+        dashboard_lag_ms_max=health.get("lag_ms_max"),
+        dashboard_dropped=health.get("dropped"),
+        stream_events=sum(reader.events for reader in readers),
     )
+
+
+def _get_json(url: str) -> dict:
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, nargs="+", default=[10, 50, 100])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per run")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="CPU-bound processes beside the run (2 takes both cores here)",
+    )
+    parser.add_argument("--streams", type=int, default=1,
+                        help="dashboard pages following the event stream (default 1)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--workdir", type=Path, help="where the dashboard records (default tmp)")
     parser.add_argument("--serve-dashboard", metavar="BROKER_URL", help=argparse.SUPPRESS)
@@ -324,19 +452,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="onlooker-load-"))
     print(f"# {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load average {os.getloadavg()[0]:.1f} before, {args.duration:.0f} s per run, "
+          f"--busy {args.busy}, --streams {args.streams}")  # fmt: skip
     header = ("agents", "published", "lost", "p50 ms", "p99 ms", "max ms", "dash CPU %",
-              "RSS MB start→end (max)")  # fmt: skip
+              "RSS MB start→end (max)", "broker dropped", "broker held max",
+              "dash backlog max", "dash lag max ms", "stream events")  # fmt: skip
     print(" | ".join(header))
     results = []
     for n in args.agents:
-        result = run(n, args.duration, workdir)
+        result = run(n, args.duration, workdir, busy=args.busy, streams=args.streams)
         results.append(result)
         r = result
         print(f"{r.agents} | {r.published_qos1} | {r.lost} | {r.delay_p50_ms} | "
               f"{r.delay_p99_ms} | {r.delay_max_ms} | {r.dashboard_cpu_percent} | "
-              f"{r.dashboard_rss_mb_start}→{r.dashboard_rss_mb_end} ({r.dashboard_rss_mb_max})",
-              flush=True)  # fmt: skip
+              f"{r.dashboard_rss_mb_start}→{r.dashboard_rss_mb_end} ({r.dashboard_rss_mb_max}) | "
+              f"{r.broker_dropped} | {r.broker_held_max} | {r.dashboard_backlog_max} | "
+              f"{r.dashboard_lag_ms_max} | {r.stream_events}", flush=True)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
     return 0

@@ -79,8 +79,12 @@ def make_client(
     auth: MqttAuth,
     will_topic: str | None = None,
     who: str = "the client",
+    clean_session: bool = True,
 ) -> tuple[mqtt.Client, wire.BrokerAddress]:
     """A paho client for `url`: credentials, TLS (mqtts://), the will, reconnect back-off.
+
+    `clean_session=False` asks the broker to keep the session (subscriptions and the QoS 1
+    messages that arrive meanwhile) while the client is away; it needs a stable client id.
 
     ValueError for a bad URL or settings that contradict each other. The will, when given, is
     set before any connection: the broker announces `offline` on that topic when the connection
@@ -91,7 +95,7 @@ def make_client(
     client = mqtt.Client(
         callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        clean_session=True,
+        clean_session=clean_session,
     )
     if auth.username is not None:
         client.username_pw_set(auth.username, auth.password)

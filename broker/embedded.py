@@ -66,6 +66,11 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 MAX_PACKET_BYTES = 65536
 """Far above the wire's own 2 KiB limit, yet a broken client cannot make the broker buffer MBs."""
+MAX_INFLIGHT = 100
+MAX_QUEUED = 100_000
+"""QoS 1 messages in flight to, and queued for, one client (the dashboard): as the production
+config, sized in docs/operations.md ("Load"); Mosquitto's default of 1,000 overflowed at 100
+kiosks on a busy machine."""
 
 OBSERVER_USER = "onlooker_observer"
 """The read-only user of a secured embedded broker (not a valid agent id: it has an "_")."""
@@ -459,6 +464,9 @@ class EmbeddedBroker:
                 *(secured or ["allow_anonymous true"]),
                 "persistence false",
                 f"max_packet_size {MAX_PACKET_BYTES}",
+                # As broker/production/mosquitto.conf, for the dashboard's queue.
+                f"max_inflight_messages {MAX_INFLIGHT}",
+                f"max_queued_messages {MAX_QUEUED}",
                 "log_dest stderr",
                 "log_type error",
                 "log_type warning",

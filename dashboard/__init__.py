@@ -19,7 +19,11 @@ DEFAULTS: dict[str, Any] = {
     "TOPIC_PREFIX": wire.DEFAULT_PREFIX,
     "HEARTBEAT_TIMEOUT_S": 10.0,  # no heartbeat for this long: offline, even without a will
     "MQTT_AUTOSTART": True,  # connect the subscriber inside create_app
-    "MQTT_CLIENT_ID": None,  # None: a fresh random id per app
+    # None: "onlooker-dashboard" (with a non-default prefix, "onlooker-dashboard-<prefix>").
+    # The same id across restarts is what lets the broker keep the session meanwhile; a
+    # second dashboard on the same broker and prefix needs an id of its own.
+    "MQTT_CLIENT_ID": None,
+    "MQTT_PERSISTENT_SESSION": True,  # the broker keeps what arrives while we restart
     "MAX_VISITS": MAX_VISITS,
     "RETENTION_S": RETENTION_S,  # a finished visit is deleted this long after it ends (0: at once)
     "CROWD_K": CROWD_K,  # crowd figures only when at least this many visits are behind them

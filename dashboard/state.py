@@ -61,6 +61,13 @@ SKEW_LIMIT_S = 2.0
 _SKEW_SAMPLES = 9
 _PURGED_MEMORY = 10_000  # purged ids remembered, so a late message cannot bring one back
 _CHANGE_LOG = 1024
+STREAM_VISIT_EVENTS_PER_S = 40.0
+"""Visit updates the event stream carries per second at most, across all visits. A busy
+visit changes 10+ times a second; at 100 kiosks that was 600 visit events a second, half a
+core spent building them, more than a page can show. Each update is sent whole, so when
+many visits are busy each is sent less often (`STREAM_MAX_DELAY_S` at most); a visit's
+start and end, a purge and agents go at once."""
+STREAM_MAX_DELAY_S = 2.0
 
 
 @dataclass
@@ -135,6 +142,10 @@ class DashboardState:
         self._order = 0
         self._version = 0
         self._changes: deque[tuple[int, str, str]] = deque(maxlen=_CHANGE_LOG)
+        self._dirty: dict[str, None] = {}  # visits changed since the last flush to the log
+        self._flushed_at = 0.0  # monotonic time of the last flush
+        self._flush_every = 0.0  # seconds between flushes: dirty visits / the budget
+        self._json_cache: dict[str, tuple[int, dict[str, Any]]] = {}  # visit -> (version, json)
         self.metrics = Metrics()
 
     # --- counters -------------------------------------------------------------------------
@@ -154,6 +165,11 @@ class DashboardState:
         with self._cond:
             self.metrics.rejected[reason] += 1
 
+    def count_dropped_backlog(self) -> None:
+        """Count one message the subscriber's full inbox had to drop (its oldest)."""
+        with self._cond:
+            self.metrics.dropped_backlog += 1
+
     def counters(self) -> dict[str, Any]:
         """Received, accepted per topic kind, rejected per reason, duplicates and dropped.
 
@@ -161,7 +177,9 @@ class DashboardState:
         """
         with self._cond:
             return {
-                **self.metrics.snapshot(sum(a.sequence.gaps for a in self._agents.values())),
+                **self.metrics.snapshot(
+                    sum(a.sequence.gaps for a in self._agents.values()), time.monotonic()
+                ),
                 "agents": len(self._agents),
                 "agents_online": sum(self._online(a) for a in self._agents.values()),
                 "visits": len(self._visits),
@@ -181,16 +199,51 @@ class DashboardState:
         inferred from it. Returns False for a re-delivered duplicate, which changes nothing.
         """
         with self._cond:
-            try:
-                applied = self._apply_locked(info, message, raw)
-            except WireError as exc:
-                known = self._agents.get(info.agent)
-                if known is not None:  # never an entry for an id that only sent rejects
-                    known.rejected[exc.reason] += 1
-                raise
-            if applied:
-                self.metrics.accepted[info.kind] += 1
-            return applied
+            return self._apply_counted(info, message, raw)
+
+    def apply_batch(
+        self,
+        items: list[tuple[TopicInfo, dict[str, Any] | str, bytes | None]],
+        received: int = 0,
+        rejected: list[str] = (),  # type: ignore[assignment]
+        cleared: int = 0,
+        lag_s: float = 0.0,
+        backlog: int = 0,
+    ) -> list[tuple[tuple[TopicInfo, Any, bytes | None], WireError]]:
+        """Apply decoded messages in order under one lock; the subscriber's batch.
+
+        `received` messages arrived, of which `rejected` (reasons) failed validation and
+        `cleared` were empty retained payloads. Returns the items refused here, with why.
+        """
+        errors = []
+        with self._cond:
+            self.metrics.received += received
+            for reason in rejected:
+                self.metrics.rejected[reason] += 1
+            if cleared:
+                self.metrics.accepted["cleared"] += cleared
+            for item in items:
+                try:
+                    self._apply_counted(*item)
+                except WireError as exc:
+                    errors.append((item, exc))
+                    self.metrics.rejected[exc.reason] += 1
+            self.metrics.batch(lag_s, backlog, time.monotonic())
+        return errors
+
+    def _apply_counted(
+        self, info: TopicInfo, message: dict[str, Any] | str, raw: bytes | None
+    ) -> bool:
+        try:
+            applied = self._apply_locked(info, message, raw)
+        except WireError as exc:
+            known = self._agents.get(info.agent)
+            if known is not None:  # never an entry for an id that only sent rejects
+                known.rejected[exc.reason] += 1
+            raise
+        if applied:
+            self.metrics.accepted[info.kind] += 1
+        return applied
 
     def _apply_locked(
         self, info: TopicInfo, message: dict[str, Any] | str, raw: bytes | None
@@ -372,7 +425,7 @@ class DashboardState:
                 visit.consent, visit.scopes = evicted[1], list(evicted[2])
         agent.current_visit = visit_id
         visits.record(visit, kind, message, raw, self.clock())
-        self._changed("visit", visit_id)
+        self._changed("visit", visit_id, batched=kind != "visit")
         if not known_agent:
             self._agent_changed(agent)
 
@@ -425,6 +478,17 @@ class DashboardState:
         data = visit.to_json(agent_gone=self._gone(visit.agent))
         data["profile"] = profile.describe(data)
         return data
+
+    def _cached_visit_json(self, visit_id: str, version: int) -> dict[str, Any]:
+        """The visit's JSON at the `version` it last changed: built once for every stream."""
+        cached = self._json_cache.get(visit_id)
+        if cached is None or cached[0] != version:
+            cached = (version, self._visit_json(self._visits[visit_id]))
+            self._json_cache[visit_id] = cached
+            if len(self._json_cache) > 2 * self.max_visits:
+                for gone in [v for v in self._json_cache if v not in self._visits]:
+                    del self._json_cache[gone]
+        return cached[1]
 
     def _agent_json(self, agent: Agent) -> dict[str, Any]:
         data: dict[str, Any] = {"agent": agent.agent, "online": self._online(agent)}
@@ -516,10 +580,33 @@ class DashboardState:
 
     # --- following changes ------------------------------------------------------------------
 
-    def _changed(self, kind: str, key: str) -> None:
-        self._version += 1
-        self._changes.append((self._version, kind, key))
+    def _changed(self, kind: str, key: str, batched: bool = False) -> None:
+        """Log a change for the streams; `batched`: a visit's signals, logged by `_flush`."""
+        if batched:
+            self._dirty[key] = None
+        else:
+            if kind == "visit":
+                self._dirty.pop(key, None)
+            self._version += 1
+            self._changes.append((self._version, kind, key))
         self._cond.notify_all()
+
+    def _flush(self) -> float | None:
+        """Log the visits changed since the last flush, if one is due; None, or the seconds
+        until the next is due. Flushes are spaced so that visit updates keep within
+        `STREAM_VISIT_EVENTS_PER_S`: one busy visit goes at once, a hundred every 2 s."""
+        if not self._dirty:
+            return None
+        now = time.monotonic()
+        wait = self._flushed_at + self._flush_every - now
+        if wait > 0:
+            return wait
+        dirty, self._dirty = self._dirty, {}
+        for key in dirty:
+            self._changed("visit", key)
+        self._flush_every = min(STREAM_MAX_DELAY_S, len(dirty) / STREAM_VISIT_EVENTS_PER_S)
+        self._flushed_at = now
+        return None
 
     def _agent_changed(self, agent: Agent) -> None:
         online = self._online(agent)
@@ -581,20 +668,22 @@ class DashboardState:
         """Block up to `timeout` s for changes after version `since`; return the latest of each."""
         with self._cond:
             self._sweep()
+            due = self._flush()
             if self._version == since:
-                self._cond.wait(timeout)
+                self._cond.wait(timeout if due is None else min(timeout, due))
                 self._sweep()
+                self._flush()
             if self._version == since:
                 return Changes(since, [])
             if since > self._version or not self._changes or self._changes[0][0] > since + 1:
                 return Changes(self._version, [], resync=True)
-            latest: dict[tuple[str, str], None] = {}
+            latest: dict[tuple[str, str], int] = {}
             for version, kind, key in self._changes:
                 if version > since:
                     latest.pop((kind, key), None)
-                    latest[(kind, key)] = None
+                    latest[(kind, key)] = version
             events = []
-            for kind, key in latest:
+            for (kind, key), version in latest.items():
                 if kind == "agent_gone":
                     return Changes(self._version, [], resync=True)  # a fresh snapshot
                 if kind == "agent":
@@ -607,5 +696,5 @@ class DashboardState:
                     screens = self._feedback_screens(only=key)
                     events.append((kind, {"agent": key, "screen": screens.get(key)}))
                 elif key in self._visits:
-                    events.append((kind, self._visit_json(self._visits[key])))
+                    events.append((kind, self._cached_visit_json(key, version)))
             return Changes(self._version, events)

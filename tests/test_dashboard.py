@@ -397,6 +397,8 @@ def test_healthz_is_degraded_while_no_broker_answers(prefix: str) -> None:
         assert health == {
             "status": "degraded", "mqtt_connected": False, "received": 0,
             "accepted": {}, "rejected": {}, "duplicates": 0, "dropped": 0, "restarts": 0,
+            "dropped_backlog": 0, "backlog": 0, "backlog_max": 0, "lag_ms": 0, "lag_ms_max": 0,
+            "behind": False,
             "agents": 0, "agents_online": 0, "visits": 0, "visits_active": 0,
         }  # fmt: skip
     finally:

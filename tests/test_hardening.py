@@ -365,6 +365,7 @@ def test_seq_and_ts_rejects_reach_healthz_and_metrics(dashboard_app) -> None:
         msg = mqtt.MQTTMessage(topic=topics.for_message(message).encode())
         msg.payload = wire.encode(message)
         subscriber._on_message(None, None, msg)  # paho's callback, as the network thread calls it
+        assert subscriber.drain() == 1  # what the worker thread does
 
     deliver(beat("kiosk-1", 0)[1])
     deliver(beat("kiosk-1", 2**53)[1])
@@ -381,6 +382,7 @@ def test_json_nested_1000_deep_is_a_counted_reject_not_a_recursion_error(dashboa
     msg = mqtt.MQTTMessage(topic=wire.Topics().heartbeat("kiosk-1").encode())
     msg.payload = b"[" * 1000 + b"]" * 1000
     subscriber._on_message(None, None, msg)
+    assert subscriber.drain() == 1
     health = dashboard_app.test_client().get("/healthz").get_json()
     assert health["rejected"] == {"too_deep": 1}
     info = wire.TopicInfo("heartbeat", "kiosk-1", None)
