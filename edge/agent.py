@@ -563,8 +563,7 @@ class Agent:
             self.last_visit = None
         self.visit = Visit(new_pseudonym(), self.config.consent, self._scopes, t_ms, t_ms)
         self.visits_started += 1
-        for stage in self.stages:
-            stage.reset()
+        # The stages hold nothing here: they are new, or were reset when the last visit ended.
         if self._item is not None:  # opened at this frame's stream time (`_on_frame` set it)
             self._switch_item_locked(self.visit, self._item)
         logger.info(
@@ -588,7 +587,7 @@ class Agent:
                 self._publish_locked(visit, stage, stage.end_visit(self._t_s))
         self.visit = None
         for stage in self.stages:
-            stage.reset()  # calibrations belong to the visit too
+            stage.reset()  # calibrations belong to the visit too; the next one starts clean
         logger.info("visit %s ended (%s)", visit.id, reason)
         self.publisher.publish(
             "visit", visit=visit.id, event="end", consent=visit.consent, scopes=list(visit.scopes)

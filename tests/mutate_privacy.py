@@ -82,6 +82,7 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_agent.py::test_a_finished_visit_is_kept_for_exactly_the_retention_period",
             "tests/test_agent.py::test_agreeing_again_during_a_visit_leaves_no_consent_pending_after_it",
             "tests/test_agent.py::test_forget_me_purges_the_last_visit_once",
+            "tests/test_agent.py::test_nothing_measured_in_one_visit_carries_into_the_next",
             "tests/test_agent.py::test_consent_to_an_unknown_or_empty_set_of_scopes_is_refused_whole",
             "tests/test_agent.py::test_the_agent_computes_and_asks_to_send_only_what_the_one_scope_allows",
             "tests/test_agent.py::test_without_consent_only_availability_and_heartbeats_cross",

@@ -702,3 +702,18 @@ def test_forget_me_purges_the_last_visit_once(monkeypatch):
     agent.withdraw_consent()
     assert agent.forget() is False
     assert purged == [(first, "forget"), (second, "withdrawn")]
+
+
+def test_nothing_measured_in_one_visit_carries_into_the_next():
+    """Each visit is measured from scratch: the second person's summary holds their own 2 s in
+    front of the screen, not the first person's 10 s as well."""
+    agent = offline_agent(leave_after_s=1.0)
+    summaries = []
+    for start, stop in ((0, 10_000), (20_000, 22_000)):
+        for t_ms in range(start, stop + 1, 500):
+            agent._on_frame(frame_at(t_ms), [SMILE])
+        agent._on_frame(frame_at(stop + 1_500), [])  # gone: the visit ends
+        summary = agent.publisher.ledgers[agent.last_visit.id].last["attention_summary"]
+        summaries.append((summary["item"], summary["time_present_s"]))
+    assert agent.visits_started == 2
+    assert summaries == [(None, 10.0), (None, 2.0)]
