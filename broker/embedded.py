@@ -147,7 +147,7 @@ sys.exit(code)
 When mosquitto exits by itself (a port already taken) the folder stays: its log says why."""
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """Linux: a preexec_fn giving the child SIGTERM when its parent dies; elsewhere None."""
     if not sys.platform.startswith("linux"):
         return None
@@ -499,7 +499,7 @@ class EmbeddedBroker:
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # a Ctrl-C in the terminal goes to us, and we stop it
-                    preexec_fn=_die_with_parent() if sys.platform.startswith("linux") else None,
+                    preexec_fn=die_with_parent() if sys.platform.startswith("linux") else None,
                 )
             )
         except OSError as exc:

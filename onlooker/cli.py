@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from onlooker import config as cfg
 
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser("agent", help="run the edge agent beside a camera")
     cfg.add_arguments(agent, "agent")
+    # The demo's agent: stop when standard input closes (the demo died, however it died).
+    agent.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
 
     dash = sub.add_parser("dashboard", help="run the dashboard (Flask) against a broker")
     cfg.add_arguments(dash, "dashboard")
@@ -247,10 +249,27 @@ def _sigterm_stops(stop) -> None:
 
 
 def _spawn(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A child that `_ask_to_stop` can stop cleanly on every OS (it says `offline` first)."""
+    """A child that `_ask_to_stop` can stop cleanly on every OS (it says `offline` first), and
+    that stops by itself when we die, even by SIGKILL: its standard input is a pipe only we
+    hold, which the kernel closes with us (`--exit-with-parent`); on Linux it also gets a
+    parent-death signal."""
+    from broker.embedded import die_with_parent
+
     if sys.platform == "win32":  # no SIGTERM there: Ctrl-Break to its own process group
-        return subprocess.Popen(command, env=env, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
-    return subprocess.Popen(command, env=env)
+        return subprocess.Popen(
+            command, env=env, stdin=subprocess.PIPE,
+            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+        )  # fmt: skip
+    return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, preexec_fn=die_with_parent())
+
+
+def _stop_at_eof(stop: Callable[[], None]) -> None:
+    """Call `stop` once standard input reaches its end (the parent that holds it is gone)."""
+    try:
+        sys.stdin.buffer.read()
+    except (OSError, ValueError, AttributeError):
+        pass
+    stop()
 
 
 def _ask_to_stop(process: subprocess.Popen) -> None:
@@ -302,6 +321,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
             f"viewer port {args.viewer_port} is not free ({exc}); pass --viewer-port"
         ) from exc
     _sigterm_stops(agent.stop)
+    if args.exit_with_parent:
+        threading.Thread(target=_stop_at_eof, args=(agent.stop,), daemon=True).start()
     logger.info(
         "agent %s: source %s (%s consent), viewer page %s, broker %s",
         config.agent_id,
@@ -450,6 +471,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         command += ["--config", str(args.settings.path)] if args.settings.path else []
         command += ["--fast"] if args.fast else []
         command += [] if args.loop else ["--no-loop"]
+        command += ["--exit-with-parent"]
         # Credentials through the environment (readable by this user only), never argv.
         env = {**os.environ, **(broker.client_env(args.agent_id) if broker is not None else {})}
         agent = _spawn(command, env)

@@ -492,6 +492,12 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _nobody_listens(port: int) -> bool:
+    """No server on the port (a closed connection's TIME_WAIT may still hold it for bind())."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
 def _sigkill_and_check_nothing_is_left(code: str) -> None:
     """Run `code` (it starts a mosquitto broker) in a new Python, SIGKILL it, look what's left."""
     parent = subprocess.Popen(
@@ -561,7 +567,7 @@ def test_sigkilled_parent_without_parent_death_signal_is_noticed_by_the_keeper(
     code = (
         "import time\n"
         "from broker import embedded\n"
-        "embedded._die_with_parent = lambda: None\n"
+        "embedded.die_with_parent = lambda: None\n"
         "broker = embedded.EmbeddedBroker(prefer='mosquitto', agents=['kiosk-1']).start()\n"
         "print(f'mosquitto broker on {broker.url}', flush=True)\n"
         "time.sleep(60)\n"
@@ -622,3 +628,73 @@ def test_demo_runs_on_amqtt_where_no_mosquitto_is_installed(sample, tmp_path) ->
             demo.wait(timeout=TIMEOUT_S)
     text = log.read_text()
     assert "(amqtt, embedded, open to local processes)" in text and "demo stopped" in text
+
+
+@pytest.mark.parametrize("death_signal", [True, False], ids=["linux", "pipe-only"])
+def test_a_sigkilled_demo_leaves_no_agent_broker_port_or_folder(
+    linux_mosquitto, sample, tmp_path, death_signal: bool
+) -> None:
+    """Issue 15: `onlooker demo` killed with SIGKILL (no handler of ours runs) takes its agent,
+    its broker and their ports and run folder with it. `pipe-only` is the macOS and Windows
+    path: no parent-death signal, only the closed standard input the agent and keeper watch."""
+    code = (
+        "import sys\n"
+        "from broker import embedded\n"
+        + ("" if death_signal else "embedded.die_with_parent = lambda: None\n")
+        + "from onlooker.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    dashboard_port, viewer_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-c", code, "demo", "--no-browser",
+             "--source", str(sample("WolfgangLanger_Pexels.mp4")),
+             "--dashboard-port", str(dashboard_port), "--viewer-port", str(viewer_port)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+    below: dict[int, str] = {}
+
+    def agent_online() -> bool:
+        try:
+            agents = get_json(f"http://127.0.0.1:{dashboard_port}/api/agents")["agents"]
+        except OSError:
+            return False
+        return any(a["online"] and a["fps"] > 0 for a in agents)
+
+    try:
+        assert wait_until(agent_online, 60), log.read_text()[-3000:]
+        broker_port = int(re.search(r"broker\s+mqtt://127\.0\.0\.1:(\d+)", log.read_text())[1])
+        below = _descendants(demo.pid)
+        commands = [Path(f"/proc/{pid}/cmdline").read_text() for pid in below]
+        assert any("agent" in c and "--exit-with-parent" in c for c in commands), commands
+        assert any("mosquitto" in c for c in commands), commands
+        folders = {
+            Path(arg).parent
+            for c in commands
+            for arg in c.split("\0")
+            if "onlooker-mosquitto-" in arg and arg.endswith(".conf")
+        }
+        ports = (dashboard_port, viewer_port, broker_port)
+        assert not any(map(_nobody_listens, ports)) and len(folders) == 1, folders
+        folder = folders.pop()
+        demo.send_signal(signal.SIGKILL)
+        demo.wait(timeout=TIMEOUT_S)
+
+        def left() -> bool:
+            return bool(
+                _still_running(below) or not all(map(_nobody_listens, ports)) or folder.exists()
+            )
+
+        deadline = time.monotonic() + 10.0  # the agent closes its camera and viewer first
+        while time.monotonic() < deadline and left():
+            time.sleep(0.1)
+        assert _still_running(below) == [], "a process of the demo outlived it"
+        assert all(map(_nobody_listens, ports)), "a port of the demo still listens"
+        assert not folder.exists(), "the broker's run folder (passwords) was left behind"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(timeout=TIMEOUT_S)
+        for pid in _still_running(below):
+            os.kill(pid, signal.SIGKILL)
