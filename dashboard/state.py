@@ -146,6 +146,7 @@ class DashboardState:
         self._flushed_at = 0.0  # monotonic time of the last flush
         self._flush_every = 0.0  # seconds between flushes: dirty visits / the budget
         self._json_cache: dict[str, tuple[int, dict[str, Any]]] = {}  # visit -> (version, json)
+        self._announced_health: tuple[bool, int] = (False, 0)  # (behind, dropped) last told
         self.metrics = Metrics()
 
     # --- counters -------------------------------------------------------------------------
@@ -199,7 +200,9 @@ class DashboardState:
         inferred from it. Returns False for a re-delivered duplicate, which changes nothing.
         """
         with self._cond:
-            return self._apply_counted(info, message, raw)
+            applied = self._apply_counted(info, message, raw)
+            self._health_changed()
+            return applied
 
     def apply_batch(
         self,
@@ -229,7 +232,23 @@ class DashboardState:
                     errors.append((item, exc))
                     self.metrics.rejected[exc.reason] += 1
             self.metrics.batch(lag_s, backlog, time.monotonic())
+            self._health_changed()
         return errors
+
+    def _health(self) -> dict[str, Any]:
+        """Whether the dashboard keeps up, for the page: behind, lag, backlog, lost messages."""
+        counters = self.metrics.snapshot(
+            sum(a.sequence.gaps for a in self._agents.values()), time.monotonic()
+        )
+        return {name: counters[name] for name in ("behind", "lag_ms", "backlog", "dropped")}
+
+    def _health_changed(self) -> None:
+        """Tell the streams when the dashboard falls behind, catches up, or learns of a loss."""
+        health = self._health()
+        key = (bool(health["behind"]), int(health["dropped"]))
+        if key != self._announced_health:
+            self._announced_health = key
+            self._changed("dashboard_health", "dashboard")
 
     def _apply_counted(
         self, info: TopicInfo, message: dict[str, Any] | str, raw: bytes | None
@@ -576,6 +595,7 @@ class DashboardState:
                 "agents": self.agents(),
                 "visits": self.visits(),
                 "feedback": {"k": self.crowd_k, "screens": self._feedback_screens()},
+                "dashboard_health": self._health(),
             }
 
     # --- following changes ------------------------------------------------------------------
@@ -623,6 +643,8 @@ class DashboardState:
         for agent in self._agents.values():
             if self._online(agent) != agent.announced_online:
                 self._agent_changed(agent)
+        if self._announced_health[0]:
+            self._health_changed()  # `behind` ends by itself, with no message to say so
         now = self.clock()
         expired = [
             v.visit
@@ -692,6 +714,8 @@ class DashboardState:
                 elif kind == "purge":
                     if key not in self._visits:
                         events.append((kind, {"visit": key}))
+                elif kind == "dashboard_health":
+                    events.append((kind, self._health()))
                 elif kind == "feedback":
                     screens = self._feedback_screens(only=key)
                     events.append((kind, {"agent": key, "screen": screens.get(key)}))

@@ -504,3 +504,37 @@ def test_the_page_keeps_up_with_20_agents_at_full_rate(browser: Any) -> None:
     assert figures["messages_per_s"] > 150, figures
     assert figures["update_delay_ms_p95"] < 1000, figures
     assert figures["main_thread_round_trip_ms"] < 500, figures
+
+
+def test_the_page_says_when_the_dashboard_falls_behind_and_what_never_arrived(
+    sync_api: Any, dashboard, page: Any, problems: Problems
+) -> None:
+    """Issue 15: falling behind is said on the page, and a loss is counted, never silent."""
+    expect = sync_api.expect
+    server = dashboard()
+    state = server.app.extensions["onlooker_state"]
+    page.goto(server.url + "/")
+    expect(tid(page, "stream-status")).to_have_text("live", timeout=3000)
+    health = tid(page, "dashboard-health")
+    expect(health).to_be_hidden()
+
+    def beat(seq: int) -> tuple[wire.TopicInfo, dict[str, Any], None]:
+        message = wire.message("heartbeat", agent="kiosk-slow", seq=seq, ts=time.time(), fps=20.0,
+                               latency_ms=10.0, model="m", model_version="1", source="camera",
+                               watching=False, uptime_s=1.0)  # fmt: skip
+        return wire.TopicInfo("heartbeat", "kiosk-slow", None), message, None
+
+    # A batch whose oldest message waited 2.5 s in the inbox, 1,234 more behind it.
+    state.apply_batch([beat(0)], received=1, lag_s=2.5, backlog=1234)
+    expect(health).to_be_visible(timeout=3000)
+    expect(health).to_contain_text("messages wait 2.5 s")
+    expect(health).to_contain_text("1,234 waiting")
+    # Seqs 1-4 never arrive: counted and said, not silent.
+    state.apply_batch([beat(5)], received=1, lag_s=0.0, backlog=0)
+    expect(health).to_contain_text("4 messages from the screens never arrived")
+    # Caught up: once no message has waited for a while, only the loss is left.
+    with state._cond:
+        state.metrics.behind_at = time.monotonic() - 60
+    expect(health).not_to_contain_text("behind", timeout=4000)
+    expect(health).to_have_text("4 messages from the screens never arrived.")
+    assert problems.errors == [] and problems.dialogs == []

@@ -12,6 +12,7 @@ import {
 import { renderAgents, showAgent } from "./panel-agents.js";
 import { scheduleCrowd } from "./panel-crowd.js";
 import { renderFeedback } from "./panel-feedback.js";
+import { showHealth } from "./panel-health.js";
 import { setupRaw } from "./panel-raw.js";
 import { renderReceipt } from "./panel-receipt.js";
 import { pauseLabel, setupTeacher } from "./panel-teacher.js";
@@ -50,6 +51,7 @@ function applyTexts() {
   document.querySelectorAll(".source").forEach(fillSource);
   pauseLabel();
   setStatus(state.streamState);
+  showHealth();
   state.agents.forEach(showAgent);
   state.visits.forEach(showVisitRow);
   render(true);
@@ -164,6 +166,7 @@ function showSnapshot(snapshot) {
   if (snapshot.feedback) {
     state.feedback = snapshot.feedback;
   }
+  showHealth(snapshot.dashboard_health);
   orderVisitRows();
 }
 
@@ -201,6 +204,7 @@ function connect() {
     orderVisitRows();
   });
   on(source, "purge", function (purge) { forgetVisit(purge.visit); });
+  on(source, "dashboard_health", showHealth);
   on(source, "feedback", function (change) {
     if (change.screen) {
       state.feedback.screens[change.agent] = change.screen;

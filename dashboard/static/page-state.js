@@ -24,6 +24,7 @@ export const state = {
   shownId: null,
   endedAt: new Map(), // visit id -> browser time it was first seen ended
   streamState: "connecting",
+  health: null, // does this dashboard keep up: {behind, lag_ms, backlog, dropped} (panel-health.js)
   dirty: false,
   receiptGone: false,
 };
