@@ -67,7 +67,8 @@
         feeling: (p, w) => `Over time it saw: ${Object.entries(p.labels).sort((a, b) => b[1] - a[1]).map(([l, n]) => `${w.emotions[l]} ${n}×`).join(", ")}.`,
         attention: (p) => `You looked at the screen ${Math.round(p.looking_share * 100)} % of the time and looked away ${p.look_aways} times.`,
         pace: (p) => `You read ${p.wpm} words a minute — ${p.verdict === "faster" ? "faster than" : p.verdict === "slower" ? "slower than" : "as fast as"} the average adult (238).`,
-        skims: (p) => `You skimmed ${p.skimmed} of ${p.pages} pages.`,
+        skims: (p) => `You skimmed ${p.skimmed} of ${p.pages} pages.` +
+          (p.by_eye != null ? ` Looking back, your eyes skimmed ${p.by_eye} of ${p.by_eye_pages} pages compared with your own reading.` : ""),
         interests: (p, w) => `You are most interested in ${w.topics[p.topic]}.`,
         time_left: (p) => `You need ${Math.max(1, Math.round(p.seconds / 60))} more minutes to finish the book.`,
       },
@@ -134,7 +135,8 @@
         feeling: (p, w) => `Over tid så den: ${Object.entries(p.labels).sort((a, b) => b[1] - a[1]).map(([l, n]) => `${w.emotions[l]} ${n}×`).join(", ")}.`,
         attention: (p) => `Du kiggede på skærmen ${Math.round(p.looking_share * 100)} % af tiden og kiggede væk ${p.look_aways} gange.`,
         pace: (p) => `Du læser ${p.wpm} ord i minuttet — ${p.verdict === "faster" ? "hurtigere end" : p.verdict === "slower" ? "langsommere end" : "lige så hurtigt som"} en gennemsnitlig voksen (238).`,
-        skims: (p) => `Du skimmede ${p.skimmed} af ${p.pages} sider.`,
+        skims: (p) => `Du skimmede ${p.skimmed} af ${p.pages} sider.` +
+          (p.by_eye != null ? ` Set bagefter skimmede dine øjne ${p.by_eye} af ${p.by_eye_pages} sider sammenlignet med din egen læsning.` : ""),
         interests: (p, w) => `Du interesserer dig mest for ${w.topics[p.topic]}.`,
         time_left: (p) => `Du mangler ${Math.max(1, Math.round(p.seconds / 60))} minutter for at læse bogen færdig.`,
       },
