@@ -177,8 +177,10 @@ def scratch_copy(into: Path) -> None:
 
 def run_module(
     work: Path, module: str, count_only: bool = False, limit: int | None = None
-) -> tuple[int, int, list[tuple[str, str]]]:
-    """Mutate one module; return (killed, survived, [(operator, diff)] of the survivors)."""
+) -> tuple[int, int, int, list[tuple[str, str]]]:
+    """Mutate one module; return (killed, survived, not made, [(operator, diff)] of the
+    survivors). Not made: Cosmic Ray could not write the mutant (it fails on an exception
+    tuple such as `except (A, B):`), so no test ran against it."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
@@ -213,7 +215,7 @@ def run_module(
         db.set_multiple_results(outside, skipped)
         print(f"{module}: {len(pending) - len(outside)} mutants", flush=True)
     if count_only:
-        return 0, 0, []
+        return 0, 0, 0, []
     # The tests must pass on the unmutated code, or every mutant would count as killed.
     baseline = subprocess.run(
         shlex.split(PYTEST + " " + tests), cwd=work, capture_output=True, text=True
@@ -221,18 +223,20 @@ def run_module(
     if baseline.returncode != 0:
         raise SystemExit(f"{module}: the tests fail without a mutant:\n{baseline.stdout[-3000:]}")
     subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=work, check=True)
-    killed = survived = 0
+    killed = survived = unmade = 0
     survivors = []
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
                 continue
-            if result.test_outcome == TestOutcome.SURVIVED:
+            if result.worker_outcome == WorkerOutcome.EXCEPTION:
+                unmade += 1
+            elif result.test_outcome == TestOutcome.SURVIVED:
                 survived += 1
                 survivors.append((item.mutations[0].operator_name, result.diff or ""))
             else:
                 killed += 1
-    return killed, survived, survivors
+    return killed, survived, unmade, survivors
 
 
 def original_line(diff: str) -> str:
@@ -262,10 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for module in args.only or list(TARGETS):
             t0 = time.monotonic()
-            killed, survived, survivors = run_module(work, module, args.count, args.limit)
+            killed, survived, unmade, survivors = run_module(work, module, args.count, args.limit)
             if args.count:
                 continue
-            print(f"{module}: {killed} killed, {survived} survived "
+            print(f"{module}: {killed} killed, {survived} survived, {unmade} not made "
                   f"in {time.monotonic() - t0:.0f} s", flush=True)  # fmt: skip
             for operator, diff in survivors:
                 key = (module, operator.rsplit("/", 1)[-1], original_line(diff))
