@@ -285,6 +285,8 @@ def test_healthz_and_metrics_count_received_rejected_duplicate_and_dropped(
         "onlooker_messages_duplicate_total 1",
         "onlooker_messages_dropped_total 9",
         "onlooker_mqtt_connected 1",
+        "onlooker_inbox_dropped_total 0",
+        "onlooker_behind 0",
         'onlooker_agent_online{agent="kiosk-count"} 1',
         "# TYPE onlooker_messages_received_total counter",
     ):
