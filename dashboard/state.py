@@ -61,6 +61,7 @@ SKEW_LIMIT_S = 2.0
 _SKEW_SAMPLES = 9
 _PURGED_MEMORY = 10_000  # purged ids remembered, so a late message cannot bring one back
 _CHANGE_LOG = 1024
+_JSON_CACHE = 128  # visit JSONs kept for the other streams: one flush's worth (see below)
 STREAM_VISIT_EVENTS_PER_S = 40.0
 """Visit updates the event stream carries per second at most, across all visits. A busy
 visit changes 10+ times a second; at 100 kiosks that was 600 visit events a second, half a
@@ -145,7 +146,8 @@ class DashboardState:
         self._dirty: dict[str, None] = {}  # visits changed since the last flush to the log
         self._flushed_at = 0.0  # monotonic time of the last flush
         self._flush_every = 0.0  # seconds between flushes: dirty visits / the budget
-        self._json_cache: dict[str, tuple[int, dict[str, Any]]] = {}  # visit -> (version, json)
+        # visit -> (version, its JSON), the most recent few: every stream sends the same build
+        self._json_cache: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self._announced_health: tuple[bool, int] = (False, 0)  # (behind, dropped) last told
         self.metrics = Metrics()
 
@@ -380,6 +382,8 @@ class DashboardState:
                 self._purged.popitem(last=False)
             self._evicted.pop(visit_id, None)
         gone = self._visits.pop(visit_id, None)
+        self._json_cache.pop(visit_id, None)
+        self._dirty.pop(visit_id, None)
         if gone is not None:
             self._changed("purge", visit_id)
             if gone.answers:
@@ -504,9 +508,9 @@ class DashboardState:
         if cached is None or cached[0] != version:
             cached = (version, self._visit_json(self._visits[visit_id]))
             self._json_cache[visit_id] = cached
-            if len(self._json_cache) > 2 * self.max_visits:
-                for gone in [v for v in self._json_cache if v not in self._visits]:
-                    del self._json_cache[gone]
+            self._json_cache.move_to_end(visit_id)
+            while len(self._json_cache) > _JSON_CACHE:
+                self._json_cache.popitem(last=False)
         return cached[1]
 
     def _agent_json(self, agent: Agent) -> dict[str, Any]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import re
 import socket
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -687,3 +689,56 @@ def test_the_memory_of_purged_visits_is_bounded_and_forgets_the_oldest_first() -
             start(seq, visit_id)
     start(5, ids[0])  # the very oldest is forgotten: memory is bounded
     assert [v["visit"] for v in state.visits()] == [ids[0]]
+
+
+def _holders(obj: object, needle: str, path: str = "state", seen: set | None = None) -> list[str]:
+    """Every place under `obj` (attributes, containers, keys) whose text contains `needle`."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, (str, bytes)):
+        text = obj if isinstance(obj, str) else obj.decode("utf-8", "replace")
+        return [path] if needle in text else []
+    if id(obj) in seen or callable(obj) or isinstance(obj, (int, float, type(None))):
+        return []
+    seen.add(id(obj))
+    found: list[str] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            found += _holders(key, needle, f"{path}[key]", seen)
+            found += _holders(value, needle, f"{path}[{key!r}]", seen)
+    elif isinstance(obj, (list, tuple, set, frozenset, deque)):
+        for index, value in enumerate(obj):
+            found += _holders(value, needle, f"{path}[{index}]", seen)
+    elif hasattr(obj, "__dict__"):
+        for name, value in vars(obj).items():
+            found += _holders(value, needle, f"{path}.{name}", seen)
+    return found
+
+
+def test_after_a_purge_nothing_the_visit_said_is_left_anywhere_in_the_state() -> None:
+    """Forget-me everywhere: not in a table, a cache for the page's stream, or a pending flush."""
+    state = DashboardState(clock=FakeClock())
+    visit = "c0ffeec0ffeec0ff"
+
+    def send(kind: str, seq: int, **fields: object) -> None:
+        message = wire.message(kind, agent="kiosk-40", seq=seq, ts=time.time(), visit=visit,
+                               **fields)  # fmt: skip
+        info = wire.TopicInfo(kind, "kiosk-40", visit)
+        state.apply_batch([(info, message, wire.encode(message))])
+
+    send("visit", 0, event="start", consent="viewer", scopes=["expression"])
+    send("expression", 1, label="surprise", score=0.81, valence=0.3, arousal=0.9,
+         reason_units=[], reason_shapes=[], reason_values=[], relative_to_rest=False)  # fmt: skip
+    state.wait_for_changes(0, timeout=0.01)  # a stream built the visit's JSON
+    send("expression", 2, label="surprise", score=0.82, valence=0.3, arousal=0.9,
+         reason_units=[], reason_shapes=[], reason_values=[], relative_to_rest=False)  # fmt: skip
+    assert _holders(state, "surprise") and _holders(state, visit)
+    state.purge(visit)
+    assert _holders(state, "surprise") == []  # nothing it inferred
+    # The pseudonym only where forgetting needs it: the purged-id memory (so a late message
+    # cannot revive it), the change log (the page is told to drop it) and the agent's pointer
+    # to the visit it sent about last (which now points at nothing).
+    assert {re.sub(r"\[\d+\]", "[n]", place) for place in _holders(state, visit)} <= {
+        "state._purged[key]",
+        "state._changes[n][n]",
+        "state._agents['kiosk-40'].current_visit",
+    }
