@@ -61,6 +61,7 @@ class Result:
     dashboard_rss_mb_start: float
     dashboard_rss_mb_end: float
     dashboard_rss_mb_max: float
+    dashboard_rss_mb_by_minute: list[float]
     outbox_dropped: int
     broker_dropped: int | None
     broker_held_max: int | None
@@ -408,6 +409,7 @@ def run(
         dashboard_rss_mb_start=round(rss[1] if len(rss) > 2 else rss0, 1),
         dashboard_rss_mb_end=round(rss1, 1),
         dashboard_rss_mb_max=round(max(rss), 1),
+        dashboard_rss_mb_by_minute=[round(mb, 1) for mb in rss[60::60]],
         outbox_dropped=dropped,
         broker_dropped=figures.dropped if figures else None,
         broker_held_max=figures.held_max if figures else None,
@@ -469,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.dashboard_rss_mb_start}→{r.dashboard_rss_mb_end} ({r.dashboard_rss_mb_max}) | "
               f"{r.broker_dropped} | {r.broker_held_max} | {r.dashboard_backlog_max} | "
               f"{r.dashboard_lag_ms_max} | {r.stream_events}", flush=True)  # fmt: skip
+        if r.dashboard_rss_mb_by_minute:
+            print(f"  dashboard RSS MB each minute: {r.dashboard_rss_mb_by_minute}", flush=True)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
     return 0
