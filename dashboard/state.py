@@ -586,8 +586,8 @@ class DashboardState:
             ids = list(self._visits)
             for visit_id in ids:
                 self._delete_visit(visit_id)
-            for agent in self._agents.values():
-                agent.current_visit = None
+            # An agent's pointer to the visit it sent about last now points at nothing, and
+            # shows nothing: its view looks the visit up among the visits.
             return len(ids)
 
     def snapshot(self) -> dict[str, Any]:

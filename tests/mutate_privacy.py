@@ -108,6 +108,7 @@ TARGETS: dict[str, tuple[set[str | None], dict[str, tuple[str | None, str | None
             "tests/test_dashboard_wire.py::test_a_late_or_replayed_message_for_a_purged_visit_does_not_bring_it_back",
             "tests/test_dashboard.py::test_an_agent_cannot_purge_another_agents_visit_and_any_purge_is_remembered",
             "tests/test_dashboard.py::test_the_memory_of_purged_visits_is_bounded_and_forgets_the_oldest_first",
+            "tests/test_dashboard.py::test_after_a_purge_nothing_the_visit_said_is_left_anywhere_in_the_state",
             "tests/test_dashboard_wire.py::test_admin_actions_need_json_from_the_page_and_a_token_off_loopback",
             "tests/test_dashboard.py::test_a_signal_outside_the_visits_consent_is_rejected",
             "tests/test_dashboard.py::test_visit_claimed_by_another_agent_is_rejected",
@@ -133,11 +134,8 @@ would. Left out: swaps to exotic operators (`-` to `<<`, `==` to `is`) that only
 
 EXPLAINED: dict[tuple[str, str, str], str] = {
     # (module, operator, the original line, stripped) -> why the survivor is harmless.
-    # None on the wire, the publisher or the agent: each of their survivors is now killed by a
-    # test or was removed with the code that made it equivalent (docs/testing.md).
-    ("dashboard/state.py", "ZeroIterationForLoop", "for agent in self._agents.values():"):
-        "reset: an agent's view looks its visit up among the visits, where it is gone; the"
-        " stale reference shows nothing",
+    # None: every survivor on the privacy path is now killed by a test or was removed with the
+    # code that made it equivalent (docs/testing.md).
 }  # fmt: skip
 """Survivors judged harmless, each with its reason (docs/testing.md lists them too)."""
 
