@@ -13,7 +13,7 @@ help:
 	@echo "make demo   install into $(VENV) if needed, fetch the model, run 'onlooker demo' (ARGS=...)"
 	@echo "make test   install with test extras, fetch model and media, run every test (PYTEST_ARGS=...)"
 	@echo "make lint   ruff check and format check"
-	@echo "make mutate mutation run over the privacy path (cosmic-ray, ~40 min; ARGS=--only MODULE)"
+	@echo "make mutate mutation run over the privacy path (cosmic-ray, ~45 min; ARGS=--only MODULE)"
 	@echo "make clean  remove $(VENV) and caches (the model cache in ~/.cache/onlooker stays)"
 
 $(BIN)/python:
