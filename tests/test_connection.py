@@ -73,7 +73,7 @@ def test_a_custom_prefix_deployment_runs_under_its_own_acl(tmp_path):
         base = f"http://127.0.0.1:{dashboard_port}"
         started = time.monotonic()
         online = wait_until(
-            lambda: any(a["online"] and a["fps"] > 0 for a in get_json(base + "/api/agents")[
+            lambda: any(a["online"] and (a["fps"] or 0) > 0 for a in get_json(base + "/api/agents")[
                 "agents"]),
             25,
         )  # fmt: skip

@@ -617,7 +617,7 @@ def test_demo_runs_on_amqtt_where_no_mosquitto_is_installed(sample, tmp_path) ->
             agents = get_json(f"http://127.0.0.1:{dashboard_port}/api/agents")["agents"]
         except OSError:
             return False
-        return any(a["online"] and a["fps"] > 0 for a in agents)
+        return any(a["online"] and (a["fps"] or 0) > 0 for a in agents)
 
     try:
         assert wait_until(agent_online, 60), log.read_text()[-3000:]
@@ -660,7 +660,7 @@ def test_a_sigkilled_demo_leaves_no_agent_broker_port_or_folder(
             agents = get_json(f"http://127.0.0.1:{dashboard_port}/api/agents")["agents"]
         except OSError:
             return False
-        return any(a["online"] and a["fps"] > 0 for a in agents)
+        return any(a["online"] and (a["fps"] or 0) > 0 for a in agents)
 
     try:
         assert wait_until(agent_online, 60), log.read_text()[-3000:]

@@ -42,7 +42,9 @@ def test_sample_video_reaches_the_dashboard_and_a_killed_agent_goes_offline(
     )  # fmt: skip
     try:
         online = wait_until(
-            lambda: (a := agent_json(dashboard, "e2e-1")) and a["online"] and a["fps"] > 0 and a,
+            lambda: (
+                (a := agent_json(dashboard, "e2e-1")) and a["online"] and (a["fps"] or 0) > 0 and a
+            ),
             30,
         )
         assert online, (tmp_path / "agent.log").read_text()[-3000:]
@@ -134,7 +136,7 @@ def test_demo_runs_broker_dashboard_and_agent_and_stops_by_itself(tmp_path):
         tap = AuthTap(broker.group(1), env["ONLOOKER_MQTT_USERNAME"], env["ONLOOKER_MQTT_PASSWORD"])
         base = f"http://127.0.0.1:{dashboard_port}"
         online = wait_until(
-            lambda: any(a["online"] and a["fps"] > 0 for a in get_json(base + "/api/agents")[
+            lambda: any(a["online"] and (a["fps"] or 0) > 0 for a in get_json(base + "/api/agents")[
                 "agents"]),
             30 - (time.monotonic() - started),
         )  # fmt: skip
