@@ -93,10 +93,13 @@ def test_turning_three_pages_sends_three_page_events_with_the_right_words(
     chapter = next(c for c in book.chapters if book.pages[3] in c.pages)
     in_chapter = sum(p.words("en") for p in chapter.pages[chapter.pages.index(book.pages[3]) :])
     assert state["chapter_time_left_s"] == pytest.approx(in_chapter / 238 * 60, abs=1)
-    # Back one page: a back-turn to a page seen before.
+    # Back one page: a back-turn to a page seen before. Each turn is waited for on the page
+    # before the next key (pressed back to back, the second could beat the first's render).
     page.keyboard.press("ArrowLeft")
+    expect(page.get_by_test_id("page-number")).to_have_text(f"3 / {len(book.pages)}")
     page.keyboard.press("ArrowRight")
-    assert tap.wait_for(lambda: len(tap.of_type("page")) == 5, 10)
+    expect(page.get_by_test_id("page-number")).to_have_text(f"4 / {len(book.pages)}")
+    assert tap.wait_for(lambda: len(tap.of_type("page")) == 5, 10), tap.dump()
     back = tap.of_type("page")[4]
     assert back["item"] == book.pages[2].id and back["revisit"] and back["back_turn"]
     assert errors == []
