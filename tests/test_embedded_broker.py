@@ -593,6 +593,15 @@ def test_a_broker_started_from_a_short_lived_thread_outlives_the_thread() -> Non
         running.stop()
 
 
+def _agent_online(dashboard_port: int) -> bool:
+    """The demo's dashboard shows an agent online and sending frames."""
+    try:
+        agents = get_json(f"http://127.0.0.1:{dashboard_port}/api/agents")["agents"]
+    except OSError:
+        return False
+    return any(a["online"] and (a["fps"] or 0) > 0 for a in agents)
+
+
 def test_demo_runs_on_amqtt_where_no_mosquitto_is_installed(sample, tmp_path) -> None:
     """`make demo` on a machine without the mosquitto binary: the agent reaches the dashboard."""
     code = (
@@ -612,15 +621,8 @@ def test_demo_runs_on_amqtt_where_no_mosquitto_is_installed(sample, tmp_path) ->
             stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
         )  # fmt: skip
 
-    def agent_online() -> bool:
-        try:
-            agents = get_json(f"http://127.0.0.1:{dashboard_port}/api/agents")["agents"]
-        except OSError:
-            return False
-        return any(a["online"] and (a["fps"] or 0) > 0 for a in agents)
-
     try:
-        assert wait_until(agent_online, 60), log.read_text()[-3000:]
+        assert wait_until(lambda: _agent_online(dashboard_port), 60), log.read_text()[-3000:]
         assert demo.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
         if demo.poll() is None:
@@ -655,15 +657,8 @@ def test_a_sigkilled_demo_leaves_no_agent_broker_port_or_folder(
         )  # fmt: skip
     below: dict[int, str] = {}
 
-    def agent_online() -> bool:
-        try:
-            agents = get_json(f"http://127.0.0.1:{dashboard_port}/api/agents")["agents"]
-        except OSError:
-            return False
-        return any(a["online"] and (a["fps"] or 0) > 0 for a in agents)
-
     try:
-        assert wait_until(agent_online, 60), log.read_text()[-3000:]
+        assert wait_until(lambda: _agent_online(dashboard_port), 60), log.read_text()[-3000:]
         broker_port = int(re.search(r"broker\s+mqtt://127\.0\.0\.1:(\d+)", log.read_text())[1])
         below = _descendants(demo.pid)
         commands = [Path(f"/proc/{pid}/cmdline").read_text() for pid in below]
