@@ -21,7 +21,7 @@ import pytest
 from benchmarks.dashboard_load import SimulatedAgent, reaction_for, tell_a_story
 from broker import wire
 from broker.embedded import EmbeddedBroker, find_mosquitto
-from conftest import start_agent, stop
+from conftest import start_agent, stop, wait_until
 from dashboard import create_app
 from dashboard.server import DashboardServer
 
@@ -478,8 +478,10 @@ def test_the_page_loads_as_modules_every_panel_renders_and_shows_the_served_fact
     patent = tid(page, "panel-now").locator(".source").first
     expect(patent).to_contain_text(profile.SOURCES["facebook"])
 
-    agent.end_visit()
-    ended = get_json_url(f"{server.url}/api/visits/{visit}")["visit"]["ended"]
+    agent.end_visit()  # acked by the broker; the dashboard applies it a moment later
+    url = f"{server.url}/api/visits/{visit}"
+    ended = wait_until(lambda: get_json_url(url)["visit"]["ended"], 5)
+    assert ended, "the dashboard never marked the visit ended"
     page.goto(f"{server.url}/receipt/{visit}?lang=en")
     expect(tid(page, "receipt-visit")).to_have_text(visit, timeout=3000)
     deleted_at = page.evaluate("(t) => new Date(t * 1000).toLocaleTimeString('en-GB')", ended + 180)
