@@ -34,6 +34,8 @@ def main_face(faces: list[FaceObservation]) -> FaceObservation | None:
     """The face nearest the camera (largest landmark extent): the screen's main viewer."""
     if not faces:
         return None
+    if len(faces) == 1:
+        return faces[0]  # the usual case, without measuring it
     return max(faces, key=lambda f: float(np.ptp(f.landmarks[:, 0]) * np.ptp(f.landmarks[:, 1])))
 
 

@@ -235,6 +235,20 @@ def test_every_estimate_explains_itself_with_action_units(posed, name, expected)
     assert fields["reason_shapes"][0] == estimate.reasons[0].blendshape
 
 
+def test_the_reasons_alone_are_the_reasons_of_the_whole_estimate(posed, video_observations):
+    """The fusion backend explains its label with `evidence()`, the cheap path: it must give
+    every emotion exactly the reasons `estimate()` does, on posed faces and a real video."""
+    model = BlendshapeExpressionModel()
+    faces = [face for _, face in posed.values()]
+    faces += [o.face for o in video_observations if o.face is not None]
+    expressive = 0
+    for face in faces:
+        whole = model.estimate(None, face)
+        assert model.evidence(face.blendshapes) == whole.evidence
+        expressive += whole.label != "neutral"
+    assert expressive >= 4  # not only "no sign above trace": the signs themselves compared
+
+
 # --- the tracker: baseline, hysteresis, reactions, calibration ---------------------------
 
 

@@ -178,7 +178,7 @@ class FusionExpressionModel(ExpressionModel):
         x = np.concatenate([self._cnn, blendshape_features(face.blendshapes)])
         p = self.probabilities(x)
         scores = from_probabilities(dict(zip(CLASSES, p.tolist(), strict=True)))
-        facs = self._facs.estimate(None, face).evidence
+        facs = self._facs.evidence(face.blendshapes)
         fallback = (Reason("", "fusion head: CNNs and blendshapes", float(p.max())),)
         evidence = {e: facs.get(e) or fallback for e in EMOTIONS}
         return make_estimate(scores, evidence)
