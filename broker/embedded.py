@@ -122,9 +122,9 @@ if sys.platform.startswith("linux"):
         if os.getppid() != keeper:
             os._exit(1)
 child = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=preexec)
-asked = threading.Event()
-def stop(*_):
-    asked.set()
+asked = []  # a list, not an Event: the SIGTERM handler must take no lock (a second SIGTERM
+def stop(*_):  # can come while the first one's handler runs, on the same thread)
+    asked.append(True)
     try:
         child.terminate()
     except OSError:
@@ -138,7 +138,7 @@ def watch():
     stop()
 threading.Thread(target=watch, daemon=True).start()
 code = child.wait()
-if asked.is_set():
+if asked:
     shutil.rmtree(folder, ignore_errors=True)
 sys.exit(code)
 """

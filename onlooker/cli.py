@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -238,9 +239,23 @@ def _check_camera(spec: str) -> None:
         )
 
 
-def _sigterm_stops(stop) -> None:
-    def handler(signum, frame):
+def _sigterm_stops(stop: Callable[[], None]) -> None:
+    """Call `stop` on SIGTERM or SIGINT (Windows: SIGBREAK), from a thread of its own.
+
+    Not from the handler: a handler runs on the main thread between two bytecodes, so a lock
+    it takes may be one that thread already holds. On Linux a SIGKILLed parent's threads die
+    one by one and the parent-death signal can come once for each; a second SIGTERM inside the
+    first one's `Event.set` deadlocked the agent. `SimpleQueue.put` is reentrant (its docs)."""
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def relay() -> None:
+        signals.get()
         stop()
+
+    threading.Thread(target=relay, name="stop-on-signal", daemon=True).start()
+
+    def handler(signum, frame):
+        signals.put(signum)
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
